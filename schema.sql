@@ -1,0 +1,33 @@
+-- Rally CRM API keys: the only schema. Safe to apply twice (IF NOT EXISTS everywhere).
+-- Apply locally with `npx wrangler d1 execute DB --local --file schema.sql`,
+-- and in production with `--remote` instead of `--local`.
+-- Times are milliseconds since the Unix epoch (UTC). Every row carries its tenant.
+
+CREATE TABLE IF NOT EXISTS api_keys (
+    id           TEXT    NOT NULL PRIMARY KEY,  -- UUID v4
+    tenant       TEXT    NOT NULL,              -- the Host's subdomain
+    key_prefix   TEXT    NOT NULL,              -- first 12 characters of the current secret
+    name         TEXT    NOT NULL,
+    scopes       TEXT    NOT NULL,              -- canonical: read,write,admin order
+    expires_at   INTEGER,                       -- NULL: never expires
+    last_used_at INTEGER,
+    revoked_at   INTEGER,                       -- NULL: not revoked; final once set
+    created_at   INTEGER NOT NULL,
+    created_by   TEXT
+);
+
+-- The list, newest first, and its cursor: WHERE tenant = ? [AND (created_at, id) < (?, ?)]
+-- ORDER BY created_at DESC, id DESC.
+CREATE INDEX IF NOT EXISTS api_keys_by_tenant_created ON api_keys (tenant, created_at DESC, id DESC);
+
+-- The secrets of a key: one current (valid_until NULL) and, after a rotation with a grace period,
+-- the previous one until valid_until. Only SHA-256(key) is stored, never the key.
+CREATE TABLE IF NOT EXISTS api_key_secrets (
+    key_hash    TEXT    NOT NULL PRIMARY KEY,   -- hex SHA-256 of the key; unique, and the edge's lookup
+    key_id      TEXT    NOT NULL REFERENCES api_keys (id),
+    tenant      TEXT    NOT NULL,
+    valid_until INTEGER
+) WITHOUT ROWID;
+
+-- Re-syncing the cache after a change reads every secret of one key.
+CREATE INDEX IF NOT EXISTS api_key_secrets_by_key ON api_key_secrets (tenant, key_id);

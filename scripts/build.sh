@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# wrangler's [build] command. It finds its own pinned tools, so plain `npx wrangler dev` and
+# `npx wrangler deploy` work without any variable set by the caller. worker-build would otherwise
+# download wasm-bindgen and wasm-opt from GitHub, which these machines cannot reach.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+export WASM_BINDGEN_BIN="$cargo_bin/wasm-bindgen"
+export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
+export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
+for tool in "$WASM_BINDGEN_BIN" "$WASM_OPT_BIN" "$ESBUILD_BIN" "$cargo_bin/worker-build"; do
+  [ -x "$tool" ] || { echo "build: $tool is missing; run scripts/setup.sh (or make dev) first" >&2; exit 1; }
+done
+# The end-to-end harness builds once per run, then starts wrangler dev (which runs this command
+# again) with EDGE_KEYS_PREBUILT=1 so that the same build is not repeated for every start.
+if [ "${EDGE_KEYS_PREBUILT:-}" = 1 ] && [ -f build/index.js ]; then
+  exit 0
+fi
+exec "$cargo_bin/worker-build" --release

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Everything a bare machine needs before `wrangler dev` or the tests, and nothing twice:
+# the wasm target, the pinned cargo tools, the npm packages and .dev.vars.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WORKER_BUILD_VERSION=0.8.7
+# The CLI must equal the wasm-bindgen crate in Cargo.lock exactly.
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+
+step() { printf '\n== setup: %s\n' "$*"; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  step "rust target wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# worker-build prints "0.8.7", wasm-bindgen "wasm-bindgen 0.2.129": take the last word.
+installed_version() { "$cargo_bin/$1" --version 2>/dev/null | awk '{ print $NF }' || true; }
+
+if [ "$(installed_version worker-build)" != "$WORKER_BUILD_VERSION" ]; then
+  step "worker-build $WORKER_BUILD_VERSION (about 10 minutes on 2 cores)"
+  cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked
+fi
+if [ "$(installed_version wasm-bindgen)" != "$WASM_BINDGEN_VERSION" ]; then
+  step "wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 8 minutes on 2 cores)"
+  # Not --locked: its lock file names a webpki-roots release the registry here does not serve.
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+# npm ci only when package-lock.json changed since the last install.
+if ! cmp -s package-lock.json node_modules/.installed-lock 2>/dev/null; then
+  step "npm ci (wrangler, workerd, Node 22, wasm-opt, esbuild)"
+  npm ci --no-audit --no-fund
+  cp package-lock.json node_modules/.installed-lock
+fi
+
+if [ ! -f .dev.vars ]; then
+  step ".dev.vars from .dev.vars.example"
+  cp .dev.vars.example .dev.vars
+fi

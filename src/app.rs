@@ -1,0 +1,126 @@
+//! Per-request state of the Worker: the tenant, the clock, the bindings and the request log.
+
+use crate::cache::kv::KvCache;
+use crate::domain::{cache_entry::Admitted, tenant::Tenant, time::Millis};
+use crate::error::AppError;
+use crate::log::RequestLog;
+use crate::service::{KeyCache, KeyStore, Keys, LastUsedThrottle};
+use crate::store::d1::D1Store;
+use std::cell::RefCell;
+use worker::{Context, Env};
+
+pub const DB_BINDING: &str = "DB";
+pub const CACHE_BINDING: &str = "API_KEY_CACHE";
+
+thread_local! {
+    /// Lives as long as the isolate: the lastUsedAt writes this isolate made recently.
+    static LAST_USED: RefCell<LastUsedThrottle> = RefCell::new(LastUsedThrottle::default());
+}
+
+pub struct App<'a> {
+    pub env: &'a Env,
+    pub ctx: &'a Context,
+    pub tenant: Tenant,
+    pub now: Millis,
+    pub log: &'a RequestLog,
+    store: Option<D1Store>,
+    cache: Option<KvCache>,
+}
+
+impl<'a> App<'a> {
+    pub fn new(
+        env: &'a Env,
+        ctx: &'a Context,
+        tenant: Tenant,
+        now: Millis,
+        log: &'a RequestLog,
+    ) -> App<'a> {
+        App {
+            store: env.d1(DB_BINDING).ok().map(D1Store::new),
+            cache: env.kv(CACHE_BINDING).ok().map(KvCache::new),
+            env,
+            ctx,
+            tenant,
+            now,
+            log,
+        }
+    }
+
+    pub fn keys(&self) -> Result<Keys<'_, D1Store, KvCache>, AppError> {
+        match (&self.store, &self.cache) {
+            (Some(store), Some(cache)) => Ok(Keys { store, cache }),
+            _ => Err(AppError::Unavailable(format!(
+                "binding {DB_BINDING} or {CACHE_BINDING} is missing"
+            ))),
+        }
+    }
+
+    pub fn var(&self, name: &str) -> Option<String> {
+        self.env
+            .var(name)
+            .ok()
+            .map(|v| v.to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn jwt_secret(&self) -> Result<String, AppError> {
+        self.env
+            .secret("JWT_SECRET")
+            .ok()
+            .map(|s| s.to_string())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| AppError::Unavailable("JWT_SECRET is not set".into()))
+    }
+
+    /// Validates an `X-Api-Key` value. Schedules the cache fill and the lastUsedAt write off
+    /// the response path. Every refusal is the same 401.
+    pub async fn validate_key(&self, presented: &str) -> Result<Admitted, AppError> {
+        let validation = self
+            .keys()?
+            .validate(presented, &self.tenant, self.now)
+            .await;
+        self.record_counters();
+        let validation = validation?;
+        self.log.set_cache(validation.cache.as_str());
+        if let Some((hash, entry)) = validation.fill {
+            let env = self.env.clone();
+            self.ctx.wait_until(async move {
+                if let Ok(kv) = env.kv(CACHE_BINDING) {
+                    if let Err(e) = KvCache::new(kv).fill(&hash, &entry).await {
+                        worker::console_error!(
+                            "{{\"event\":\"cache_fill_failed\",\"detail\":{:?}}}",
+                            e.0
+                        );
+                    }
+                }
+            });
+        }
+        let admitted = validation.admitted.ok_or(AppError::Unauthorized)?;
+        self.log.set_key(admitted.key_id);
+        if LAST_USED.with(|t| t.borrow_mut().due(admitted.key_id, self.now)) {
+            self.log.set_last_used_write();
+            let (env, tenant, now) = (self.env.clone(), self.tenant.clone(), self.now);
+            self.ctx.wait_until(async move {
+                if let Ok(db) = env.d1(DB_BINDING) {
+                    if let Err(e) = D1Store::new(db)
+                        .touch_last_used(&tenant, admitted.key_id, now)
+                        .await
+                    {
+                        worker::console_error!(
+                            "{{\"event\":\"last_used_failed\",\"detail\":{:?}}}",
+                            e.0
+                        );
+                    }
+                }
+            });
+        }
+        Ok(admitted)
+    }
+
+    /// Copies the D1 and KV operation counts into the request log.
+    pub fn record_counters(&self) {
+        let queries = self.store.as_ref().map_or(0, |s| s.queries.get());
+        let reads = self.cache.as_ref().map_or(0, |c| c.reads.get());
+        self.log.set_counters(queries, reads);
+    }
+}

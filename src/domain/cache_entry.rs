@@ -1,0 +1,170 @@
+//! What the edge knows about one key secret: either a grant (who the key is and until when it
+//! works) or a denial. KV stores this as JSON; a D1 lookup produces the same thing, so the cache
+//! and the database lead to one decision function.
+
+use super::{scopes::Scopes, tenant::Tenant, time::Millis};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum CacheEntry {
+    Grant(Grant),
+    /// Unknown, revoked, expired or rotated out. Each of these is final: no later change to D1
+    /// can make a denied secret valid again, which is what makes denials safe to cache.
+    Deny,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Grant {
+    pub key_id: Uuid,
+    pub tenant: String,
+    /// Canonical scope list, e.g. `read,write`.
+    pub scopes: String,
+    pub expires_at: Option<Millis>,
+    /// Set on a secret that a rotation replaced with a grace period.
+    pub valid_until: Option<Millis>,
+}
+
+/// One secret of a key as D1 stores it, joined with its key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSecret {
+    pub key_id: Uuid,
+    pub tenant: String,
+    pub scopes: Scopes,
+    pub expires_at: Option<Millis>,
+    pub revoked_at: Option<Millis>,
+    pub valid_until: Option<Millis>,
+}
+
+impl CacheEntry {
+    /// The entry for a secret found in (or missing from) D1, as of `now`.
+    pub fn from_stored(secret: Option<&StoredSecret>, now: Millis) -> CacheEntry {
+        match secret {
+            Some(s)
+                if s.revoked_at.is_none()
+                    && !past(s.expires_at, now)
+                    && !past(s.valid_until, now) =>
+            {
+                CacheEntry::Grant(Grant {
+                    key_id: s.key_id,
+                    tenant: s.tenant.clone(),
+                    scopes: s.scopes.to_string(),
+                    expires_at: s.expires_at,
+                    valid_until: s.valid_until,
+                })
+            }
+            _ => CacheEntry::Deny,
+        }
+    }
+
+    /// Whether this entry lets a request for `tenant` in at `now`. Every failure is the same
+    /// `None`: the caller cannot tell, and so cannot reveal, which case it was.
+    pub fn admit(&self, tenant: &Tenant, now: Millis) -> Option<Admitted> {
+        let CacheEntry::Grant(grant) = self else {
+            return None;
+        };
+        if grant.tenant != tenant.as_str()
+            || past(grant.expires_at, now)
+            || past(grant.valid_until, now)
+        {
+            return None;
+        }
+        // A scope string that does not parse can only come from a corrupted entry: refuse it.
+        let scopes = Scopes::parse(&grant.scopes).ok()?;
+        Some(Admitted {
+            key_id: grant.key_id,
+            scopes,
+        })
+    }
+}
+
+/// A key that passed every check but the scope one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Admitted {
+    pub key_id: Uuid,
+    pub scopes: Scopes,
+}
+
+fn past(deadline: Option<Millis>, now: Millis) -> bool {
+    deadline.is_some_and(|at| at <= now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Millis = 1_700_000_000_000;
+
+    fn stored() -> StoredSecret {
+        StoredSecret {
+            key_id: Uuid::from_bytes([1; 16]),
+            tenant: "acme".into(),
+            scopes: Scopes::parse("read,write").unwrap(),
+            expires_at: Some(NOW + 1000),
+            revoked_at: None,
+            valid_until: None,
+        }
+    }
+
+    fn acme() -> Tenant {
+        Tenant::parse("acme").unwrap()
+    }
+
+    #[test]
+    fn an_active_secret_is_admitted_for_its_own_tenant_only() {
+        let entry = CacheEntry::from_stored(Some(&stored()), NOW);
+        let admitted = entry.admit(&acme(), NOW).unwrap();
+        assert_eq!(admitted.scopes.to_string(), "read,write");
+        assert_eq!(entry.admit(&Tenant::parse("globex").unwrap(), NOW), None);
+    }
+
+    #[test]
+    fn unknown_revoked_expired_and_rotated_out_secrets_are_denied() {
+        assert_eq!(CacheEntry::from_stored(None, NOW), CacheEntry::Deny);
+        let revoked = StoredSecret {
+            revoked_at: Some(NOW - 1),
+            ..stored()
+        };
+        let expired = StoredSecret {
+            expires_at: Some(NOW),
+            ..stored()
+        };
+        let rotated_out = StoredSecret {
+            valid_until: Some(NOW - 1),
+            ..stored()
+        };
+        for secret in [revoked, expired, rotated_out] {
+            assert_eq!(
+                CacheEntry::from_stored(Some(&secret), NOW),
+                CacheEntry::Deny,
+                "{secret:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cached_grant_stops_working_at_its_deadlines() {
+        let grace = StoredSecret {
+            valid_until: Some(NOW + 10),
+            ..stored()
+        };
+        let entry = CacheEntry::from_stored(Some(&grace), NOW);
+        assert!(entry.admit(&acme(), NOW + 9).is_some());
+        assert!(entry.admit(&acme(), NOW + 10).is_none());
+        let entry = CacheEntry::from_stored(Some(&stored()), NOW);
+        assert!(entry.admit(&acme(), NOW + 1000).is_none());
+    }
+
+    #[test]
+    fn entries_round_trip_through_json() {
+        for entry in [
+            CacheEntry::from_stored(Some(&stored()), NOW),
+            CacheEntry::Deny,
+        ] {
+            let json = serde_json::to_string(&entry).unwrap();
+            assert_eq!(serde_json::from_str::<CacheEntry>(&json).unwrap(), entry);
+        }
+    }
+}

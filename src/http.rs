@@ -1,0 +1,77 @@
+//! HTTP helpers for the Worker: JSON responses, the error response, and bounded JSON bodies.
+
+use crate::error::AppError;
+use serde::Serialize;
+use worker::{Request, Response};
+
+/// Bodies over this size get 413 (SPEC: 16 KiB).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+pub fn internal(context: &str) -> impl Fn(worker::Error) -> AppError + '_ {
+    move |e| AppError::Internal(format!("{context}: {e}"))
+}
+
+pub fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+pub fn json<T: Serialize>(status: u16, value: &T) -> Result<Response, AppError> {
+    Ok(Response::from_json(value)
+        .map_err(internal("encode json"))?
+        .with_status(status))
+}
+
+/// For the responses that carry a key: no cache anywhere may keep them.
+pub fn no_store(mut response: Response) -> Result<Response, AppError> {
+    response
+        .headers_mut()
+        .set("Cache-Control", "no-store")
+        .map_err(internal("header"))?;
+    Ok(response)
+}
+
+/// The error body, rendered by `AppError::body`, with the headers the error needs.
+pub fn error_response(error: &AppError) -> Response {
+    let mut response = Response::ok(error.body())
+        .expect("a string body always builds")
+        .with_status(error.status());
+    let headers = response.headers_mut();
+    let _ = headers.set("Content-Type", "application/json");
+    for (name, value) in error.headers() {
+        let _ = headers.set(name, &value);
+    }
+    response
+}
+
+fn is_json(content_type: &str) -> bool {
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    media_type.eq_ignore_ascii_case("application/json")
+}
+
+/// Reads a JSON body of at most 16 KiB. With `optional`, a request with no body at all (no
+/// Content-Type and nothing sent) gives an empty body instead of 415.
+pub async fn read_json_body(req: &mut Request, optional: bool) -> Result<Vec<u8>, AppError> {
+    let content_type = header(req, "Content-Type");
+    let declared_length = header(req, "Content-Length").and_then(|l| l.trim().parse::<u64>().ok());
+    if declared_length.is_some_and(|l| l > MAX_BODY_BYTES as u64) {
+        return Err(AppError::PayloadTooLarge);
+    }
+    match content_type.as_deref() {
+        Some(ct) if is_json(ct) => {}
+        None if optional => {
+            let body = req.bytes().await.map_err(internal("read body"))?;
+            return if body.is_empty() {
+                Ok(body)
+            } else {
+                Err(AppError::UnsupportedMediaType)
+            };
+        }
+        _ => return Err(AppError::UnsupportedMediaType),
+    }
+    // A chunked body declares no length; its size is checked once read.
+    let body = req.bytes().await.map_err(internal("read body"))?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(AppError::PayloadTooLarge);
+    }
+    Ok(body)
+}

@@ -1,0 +1,74 @@
+//! Rally CRM API keys at the edge. `domain`, `error` and `service` are pure Rust and tested
+//! natively; the Worker glue (routes, D1, KV, HTTP) exists only on wasm32.
+
+pub mod domain;
+pub mod error;
+pub mod service;
+
+#[cfg(target_arch = "wasm32")]
+mod app;
+#[cfg(target_arch = "wasm32")]
+mod cache;
+#[cfg(target_arch = "wasm32")]
+mod http;
+#[cfg(target_arch = "wasm32")]
+mod log;
+#[cfg(target_arch = "wasm32")]
+mod routes;
+#[cfg(target_arch = "wasm32")]
+mod store;
+
+#[cfg(target_arch = "wasm32")]
+mod entry {
+    use crate::{app::App, domain::tenant::Tenant, error::AppError, http, log::RequestLog, routes};
+    use worker::{console_log, event, Context, Date, Env, Request, Response, Result};
+
+    /// Host → tenant → route, then the one place that turns errors into responses and logs.
+    #[event(fetch)]
+    async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+        let started = Date::now().as_millis();
+        let request_id = http::header(&req, "cf-ray").unwrap_or_else(new_request_id);
+        let log = RequestLog::new(&request_id, req.method().as_ref(), &req.path());
+
+        let root_domain = env
+            .var("ROOT_DOMAIN")
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let tenant =
+            http::header(&req, "Host").and_then(|host| Tenant::from_host(&host, &root_domain));
+        let result = match tenant {
+            None => Err(AppError::InvalidHost),
+            Some(tenant) => {
+                log.set_tenant(tenant.as_str());
+                let app = App::new(&env, &ctx, tenant, started as i64, &log);
+                let result = routes::handle(req, &app).await;
+                app.record_counters();
+                result
+            }
+        };
+        let mut response = match result {
+            Ok(response) => {
+                log.set_outcome(response.status_code(), "ok", None);
+                response
+            }
+            Err(error) => {
+                log.set_outcome(error.status(), error.code(), error.log_detail());
+                http::error_response(&error)
+            }
+        };
+        let headers = response.headers_mut();
+        headers.set("X-Request-Id", &request_id)?;
+        headers.set("X-Content-Type-Options", "nosniff")?;
+        console_log!(
+            "{}",
+            log.to_json(Date::now().as_millis().saturating_sub(started))
+        );
+        Ok(response)
+    }
+
+    fn new_request_id() -> String {
+        let mut bytes = [0u8; 8];
+        let _ = getrandom::fill(&mut bytes);
+        hex::encode(bytes)
+    }
+}

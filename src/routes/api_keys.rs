@@ -1,0 +1,137 @@
+//! `/api/v1/api-keys`: parse the request, call the service, build the response.
+
+use super::auth::{authenticate, require_admin, Caller};
+use crate::app::App;
+use crate::domain::{cursor::Cursor, model::ApiKeyResponse, request_body};
+use crate::error::AppError;
+use crate::http::{self, read_json_body};
+use uuid::Uuid;
+use worker::{Request, Response};
+
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 1000;
+
+pub async fn list(req: Request, app: &App<'_>) -> Result<Response, AppError> {
+    require_admin(&req, app).await?;
+    let url = req.url().map_err(http::internal("url"))?;
+    let (mut limit, mut cursor) = (DEFAULT_LIMIT, None);
+    for (name, value) in url.query_pairs() {
+        match name.as_ref() {
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|l| (1..=MAX_LIMIT).contains(l))
+                    .ok_or_else(|| {
+                        AppError::validation(
+                            "limit",
+                            format!("limit must be a whole number from 1 to {MAX_LIMIT}."),
+                        )
+                    })?
+            }
+            "cursor" => {
+                cursor = Some(
+                    Cursor::decode(&value, &app.tenant, cursor_key(app)?.as_bytes())
+                        .ok_or(AppError::InvalidCursor)?,
+                )
+            }
+            _ => {}
+        }
+    }
+    let (page, next) = app.keys()?.list(&app.tenant, limit, cursor).await?;
+    let body: Vec<ApiKeyResponse> = page.iter().map(|k| k.to_response(app.now)).collect();
+    let mut response = http::json(200, &body)?;
+    if let Some(next) = next {
+        let mut next_url = url.clone();
+        next_url
+            .query_pairs_mut()
+            .clear()
+            .append_pair("limit", &limit.to_string())
+            .append_pair(
+                "cursor",
+                &next.encode(&app.tenant, cursor_key(app)?.as_bytes()),
+            );
+        let link = format!("<{next_url}>; rel=\"next\"");
+        response
+            .headers_mut()
+            .set("Link", &link)
+            .map_err(http::internal("header"))?;
+    }
+    Ok(response)
+}
+
+pub async fn create(mut req: Request, app: &App<'_>) -> Result<Response, AppError> {
+    let created_by = require_admin(&req, app).await?;
+    let body = read_json_body(&mut req, false).await?;
+    let request = request_body::parse_create(&body, app.now)?;
+    let (record, key) = app
+        .keys()?
+        .create(&app.tenant, request, created_by, app.now)
+        .await?;
+    app.log.set_key(record.id);
+    http::no_store(http::json(201, &record.to_created_response(&key))?)
+}
+
+pub async fn get(req: Request, app: &App<'_>, id: Option<Uuid>) -> Result<Response, AppError> {
+    require_admin(&req, app).await?;
+    let key = app
+        .keys()?
+        .get(&app.tenant, id.ok_or(AppError::NotFound)?)
+        .await?;
+    http::json(200, &key.to_response(app.now))
+}
+
+pub async fn update(
+    mut req: Request,
+    app: &App<'_>,
+    id: Option<Uuid>,
+) -> Result<Response, AppError> {
+    require_admin(&req, app).await?;
+    let id = id.ok_or(AppError::NotFound)?;
+    let change = request_body::parse_patch(&read_json_body(&mut req, false).await?)?;
+    let key = app.keys()?.update(&app.tenant, id, change, app.now).await?;
+    http::json(200, &key.to_response(app.now))
+}
+
+pub async fn revoke(req: Request, app: &App<'_>, id: Option<Uuid>) -> Result<Response, AppError> {
+    require_admin(&req, app).await?;
+    app.keys()?
+        .revoke(&app.tenant, id.ok_or(AppError::NotFound)?, app.now)
+        .await?;
+    Ok(Response::empty()
+        .map_err(http::internal("response"))?
+        .with_status(204))
+}
+
+pub async fn rotate(
+    mut req: Request,
+    app: &App<'_>,
+    id: Option<Uuid>,
+) -> Result<Response, AppError> {
+    require_admin(&req, app).await?;
+    let id = id.ok_or(AppError::NotFound)?;
+    let grace_seconds = request_body::parse_rotate(&read_json_body(&mut req, true).await?)?;
+    let (record, key) = app
+        .keys()?
+        .rotate(&app.tenant, id, grace_seconds, app.now)
+        .await?;
+    http::no_store(http::json(201, &record.to_created_response(&key))?)
+}
+
+/// Lets an integration test its connection: the calling key's own record.
+pub async fn current(req: Request, app: &App<'_>) -> Result<Response, AppError> {
+    match authenticate(&req, app).await? {
+        Caller::Key(admitted) => {
+            let key = app.keys()?.get(&app.tenant, admitted.key_id).await?;
+            http::json(200, &key.to_response(app.now))
+        }
+        Caller::Session(_) => Err(AppError::Forbidden(
+            "This endpoint describes the calling API key; send X-Api-Key.".into(),
+        )),
+    }
+}
+
+/// Cursors are signed with a key derived from JWT_SECRET, which every deployment has.
+fn cursor_key(app: &App<'_>) -> Result<String, AppError> {
+    app.jwt_secret()
+}

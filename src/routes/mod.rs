@@ -1,0 +1,52 @@
+//! Routing: this service's own paths, and the gateway for every other path.
+
+pub mod api_keys;
+pub mod auth;
+pub mod gateway;
+
+use crate::app::App;
+use crate::error::AppError;
+use crate::http;
+use uuid::Uuid;
+use worker::{Method, Request, Response};
+
+pub async fn handle(req: Request, app: &App<'_>) -> Result<Response, AppError> {
+    let path = req.path();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let method = req.method();
+    match segments.as_slice() {
+        ["healthz"] => match method {
+            Method::Get | Method::Head => http::json(200, &serde_json::json!({"status": "ok"})),
+            _ => Err(AppError::MethodNotAllowed { allow: "GET, HEAD" }),
+        },
+        ["api", "v1", "api-keys"] => match method {
+            Method::Get => api_keys::list(req, app).await,
+            Method::Post => api_keys::create(req, app).await,
+            _ => Err(AppError::MethodNotAllowed { allow: "GET, POST" }),
+        },
+        ["api", "v1", "api-keys", "current"] => match method {
+            Method::Get => api_keys::current(req, app).await,
+            _ => Err(AppError::MethodNotAllowed { allow: "GET" }),
+        },
+        ["api", "v1", "api-keys", id] => match method {
+            Method::Get => api_keys::get(req, app, key_id(id)).await,
+            Method::Patch => api_keys::update(req, app, key_id(id)).await,
+            Method::Delete => api_keys::revoke(req, app, key_id(id)).await,
+            _ => Err(AppError::MethodNotAllowed {
+                allow: "GET, PATCH, DELETE",
+            }),
+        },
+        ["api", "v1", "api-keys", id, "rotate"] => match method {
+            Method::Post => api_keys::rotate(req, app, key_id(id)).await,
+            _ => Err(AppError::MethodNotAllowed { allow: "POST" }),
+        },
+        ["api", "v1", "api-keys", ..] => Err(AppError::NotFound),
+        _ => gateway::forward(req, app).await,
+    }
+}
+
+/// A malformed id is simply not found: it can name no key, of this tenant or another. It is
+/// parsed only after authentication, so that a caller without rights learns nothing from it.
+fn key_id(segment: &str) -> Option<Uuid> {
+    Uuid::try_parse(segment).ok()
+}

@@ -1,0 +1,429 @@
+//! The service's logic against in-memory fakes of D1 and KV. The end-to-end suite tests the same
+//! paths against the real bindings.
+
+use super::*;
+use crate::domain::{request_body::parse_create, scopes::Scopes};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+/// The fakes never wait, so one poll completes every future.
+fn run<F: Future>(future: F) -> F::Output {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the in-memory fakes never wait"),
+    }
+}
+
+/// (tenant, key id, hash, valid until) of one secret.
+type SecretRow = (String, Uuid, KeyHash, Option<Millis>);
+
+#[derive(Default)]
+struct MemStore {
+    keys: RefCell<Vec<(String, ApiKey)>>,
+    secrets: RefCell<Vec<SecretRow>>,
+    lookups: Cell<u32>,
+}
+
+impl MemStore {
+    fn stored(&self, tenant: &str, id: Uuid) -> Option<ApiKey> {
+        self.keys
+            .borrow()
+            .iter()
+            .find(|(t, k)| t == tenant && k.id == id)
+            .map(|(_, k)| k.clone())
+    }
+
+    fn secret(
+        &self,
+        (tenant, id, _, valid_until): &(String, Uuid, KeyHash, Option<Millis>),
+    ) -> StoredSecret {
+        let key = self.stored(tenant, *id).unwrap();
+        StoredSecret {
+            key_id: key.id,
+            tenant: tenant.clone(),
+            scopes: key.scopes,
+            expires_at: key.expires_at,
+            revoked_at: key.revoked_at,
+            valid_until: *valid_until,
+        }
+    }
+
+    fn with_key<R>(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        f: impl FnOnce(&mut ApiKey) -> R,
+    ) -> Option<R> {
+        self.keys
+            .borrow_mut()
+            .iter_mut()
+            .find(|(t, k)| t == tenant.as_str() && k.id == id)
+            .map(|(_, k)| f(k))
+    }
+}
+
+impl KeyStore for MemStore {
+    async fn insert(
+        &self,
+        tenant: &Tenant,
+        key: &ApiKey,
+        hash: &KeyHash,
+    ) -> Result<(), StorageError> {
+        self.keys
+            .borrow_mut()
+            .push((tenant.to_string(), key.clone()));
+        self.secrets
+            .borrow_mut()
+            .push((tenant.to_string(), key.id, hash.clone(), None));
+        Ok(())
+    }
+    async fn list(
+        &self,
+        tenant: &Tenant,
+        limit: u32,
+        after: Option<Cursor>,
+    ) -> Result<Vec<ApiKey>, StorageError> {
+        let mut keys: Vec<ApiKey> = self
+            .keys
+            .borrow()
+            .iter()
+            .filter(|(t, _)| t == tenant.as_str())
+            .map(|(_, k)| k.clone())
+            .collect();
+        keys.sort_by_key(|k| std::cmp::Reverse((k.created_at, k.id)));
+        Ok(keys
+            .into_iter()
+            .filter(|k| after.is_none_or(|c| (k.created_at, k.id) < (c.created_at, c.id)))
+            .take(limit as usize)
+            .collect())
+    }
+    async fn get(&self, tenant: &Tenant, id: Uuid) -> Result<Option<ApiKey>, StorageError> {
+        Ok(self.stored(tenant.as_str(), id))
+    }
+    async fn update(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        change: &KeyChange,
+    ) -> Result<bool, StorageError> {
+        Ok(self
+            .with_key(tenant, id, |k| {
+                if k.revoked_at.is_some() {
+                    return false;
+                }
+                k.name = change.name.clone().unwrap_or(k.name.clone());
+                k.scopes = change.scopes.unwrap_or(k.scopes);
+                true
+            })
+            .unwrap_or(false))
+    }
+    async fn revoke(&self, tenant: &Tenant, id: Uuid, now: Millis) -> Result<(), StorageError> {
+        self.with_key(tenant, id, |k| k.revoked_at = k.revoked_at.or(Some(now)));
+        Ok(())
+    }
+    async fn rotate(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        new_hash: &KeyHash,
+        new_prefix: &str,
+        old_valid_until: Millis,
+        now: Millis,
+    ) -> Result<bool, StorageError> {
+        if self.with_key(tenant, id, |k| k.revoked_at.is_none()) != Some(true) {
+            return Ok(false);
+        }
+        self.with_key(tenant, id, |k| k.key_prefix = new_prefix.to_string());
+        for secret in self.secrets.borrow_mut().iter_mut().filter(|s| s.1 == id) {
+            secret.3 = Some(secret.3.map_or(old_valid_until, |until| until.min(now)));
+        }
+        self.secrets
+            .borrow_mut()
+            .push((tenant.to_string(), id, new_hash.clone(), None));
+        Ok(true)
+    }
+    async fn secrets_of(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+    ) -> Result<Vec<(KeyHash, StoredSecret)>, StorageError> {
+        let secrets = self.secrets.borrow().clone();
+        Ok(secrets
+            .iter()
+            .filter(|s| s.0 == tenant.as_str() && s.1 == id)
+            .map(|s| (s.2.clone(), self.secret(s)))
+            .collect())
+    }
+    async fn find_secret(&self, hash: &KeyHash) -> Result<Option<StoredSecret>, StorageError> {
+        self.lookups.set(self.lookups.get() + 1);
+        let secrets = self.secrets.borrow().clone();
+        Ok(secrets
+            .iter()
+            .find(|s| &s.2 == hash)
+            .map(|s| self.secret(s)))
+    }
+    async fn touch_last_used(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        now: Millis,
+    ) -> Result<(), StorageError> {
+        self.with_key(tenant, id, |k| {
+            if k.last_used_at
+                .is_none_or(|at| now - at >= LAST_USED_INTERVAL_MS)
+            {
+                k.last_used_at = Some(now)
+            }
+        });
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct MemCache {
+    authoritative: RefCell<HashMap<KeyHash, CacheEntry>>,
+    filled: RefCell<HashMap<KeyHash, CacheEntry>>,
+    down: Cell<bool>,
+}
+
+impl KeyCache for MemCache {
+    async fn get(&self, hash: &KeyHash) -> Result<Option<CacheEntry>, StorageError> {
+        if self.down.get() {
+            return Err(StorageError("kv down".into()));
+        }
+        Ok(self
+            .authoritative
+            .borrow()
+            .get(hash)
+            .or(self.filled.borrow().get(hash))
+            .cloned())
+    }
+    async fn put_authoritative(
+        &self,
+        hash: &KeyHash,
+        entry: &CacheEntry,
+    ) -> Result<(), StorageError> {
+        self.authoritative
+            .borrow_mut()
+            .insert(hash.clone(), entry.clone());
+        Ok(())
+    }
+    async fn fill(&self, hash: &KeyHash, entry: &CacheEntry) -> Result<(), StorageError> {
+        let place = if matches!(entry, CacheEntry::Deny) {
+            &self.authoritative
+        } else {
+            &self.filled
+        };
+        place.borrow_mut().insert(hash.clone(), entry.clone());
+        Ok(())
+    }
+}
+
+const NOW: Millis = 1_700_000_000_000;
+
+fn acme() -> Tenant {
+    Tenant::parse("acme").unwrap()
+}
+
+fn create(keys: &Keys<MemStore, MemCache>, body: &str, at: Millis) -> (ApiKey, PlainKey) {
+    run(keys.create(
+        &acme(),
+        parse_create(body.as_bytes(), at).unwrap(),
+        "admin@acme.test".into(),
+        at,
+    ))
+    .unwrap()
+}
+
+fn admitted(keys: &Keys<MemStore, MemCache>, key: &str, at: Millis) -> bool {
+    let validation = run(keys.validate(key, &acme(), at)).unwrap();
+    if let Some((hash, entry)) = &validation.fill {
+        run(keys.cache.fill(hash, entry)).unwrap();
+    }
+    validation.admitted.is_some()
+}
+
+#[test]
+fn a_malformed_key_is_refused_without_any_lookup() {
+    let (store, cache) = (
+        MemStore::default(),
+        MemCache {
+            down: Cell::new(true),
+            ..Default::default()
+        },
+    );
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let validation = run(keys.validate("rk_live_nothex", &acme(), NOW)).unwrap();
+    assert_eq!(
+        (validation.admitted, validation.cache),
+        (None, CacheOutcome::Skipped)
+    );
+    assert_eq!(store.lookups.get(), 0);
+}
+
+#[test]
+fn a_created_key_validates_from_the_cache_without_touching_d1() {
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let (record, key) = create(&keys, r#"{"name": "Zapier", "scopes": "read,write"}"#, NOW);
+    let validation = run(keys.validate(key.reveal(), &acme(), NOW)).unwrap();
+    assert_eq!(validation.cache, CacheOutcome::Hit);
+    assert_eq!(validation.admitted.unwrap().key_id, record.id);
+    assert_eq!(store.lookups.get(), 0);
+    let other = run(keys.validate(key.reveal(), &Tenant::parse("globex").unwrap(), NOW)).unwrap();
+    assert!(other.admitted.is_none());
+}
+
+#[test]
+fn unknown_keys_are_cached_negatively_after_one_lookup() {
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let guess = "rk_live_00000000000000000000000000000000";
+    assert!(!admitted(&keys, guess, NOW));
+    let again = run(keys.validate(guess, &acme(), NOW)).unwrap();
+    assert_eq!(again.cache, CacheOutcome::Negative);
+    assert_eq!(store.lookups.get(), 1);
+}
+
+#[test]
+fn a_fill_that_raced_a_revocation_cannot_bring_the_key_back() {
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let (record, key) = create(&keys, r#"{"name": "ETL"}"#, NOW);
+    cache.authoritative.borrow_mut().clear(); // as if KV had lost the entry
+                                              // A validation misses the cache and reads D1 while the key is still active ...
+    let racing = run(keys.validate(key.reveal(), &acme(), NOW)).unwrap();
+    assert!(racing.admitted.is_some());
+    // ... the key is revoked ...
+    run(keys.revoke(&acme(), record.id, NOW + 1)).unwrap();
+    // ... and only then does the racing validation's fill land.
+    let (hash, entry) = racing.fill.unwrap();
+    run(cache.fill(&hash, &entry)).unwrap();
+    assert!(!admitted(&keys, key.reveal(), NOW + 2));
+    assert_eq!(
+        run(keys.validate(key.reveal(), &acme(), NOW + 2))
+            .unwrap()
+            .cache,
+        CacheOutcome::Negative
+    );
+}
+
+#[test]
+fn rotation_with_grace_keeps_the_old_secret_until_the_deadline_and_revocation_ends_both() {
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let (record, old) = create(&keys, r#"{"name": "ETL"}"#, NOW);
+    let (rotated, new) = run(keys.rotate(&acme(), record.id, 60, NOW)).unwrap();
+    assert_eq!(rotated.id, record.id);
+    assert_eq!(rotated.key_prefix, new.prefix());
+    assert!(
+        admitted(&keys, old.reveal(), NOW + 59_999) && admitted(&keys, new.reveal(), NOW + 59_999)
+    );
+    assert!(!admitted(&keys, old.reveal(), NOW + 60_000));
+    run(keys.revoke(&acme(), record.id, NOW + 1)).unwrap();
+    assert!(!admitted(&keys, old.reveal(), NOW + 2) && !admitted(&keys, new.reveal(), NOW + 2));
+    assert_eq!(
+        run(keys.rotate(&acme(), record.id, 0, NOW + 3)).unwrap_err(),
+        AppError::KeyRevoked
+    );
+}
+
+#[test]
+fn rotation_without_grace_ends_the_old_secret_at_once() {
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let (record, old) = create(&keys, r#"{"name": "ETL"}"#, NOW);
+    let (_, new) = run(keys.rotate(&acme(), record.id, 0, NOW)).unwrap();
+    assert!(!admitted(&keys, old.reveal(), NOW) && admitted(&keys, new.reveal(), NOW));
+}
+
+#[test]
+fn a_scope_change_applies_to_the_next_validation() {
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let (record, key) = create(&keys, r#"{"name": "ETL", "scopes": "read"}"#, NOW);
+    let change = KeyChange {
+        name: None,
+        scopes: Some(Scopes::parse("write").unwrap()),
+    };
+    run(keys.update(&acme(), record.id, change, NOW)).unwrap();
+    let admitted = run(keys.validate(key.reveal(), &acme(), NOW))
+        .unwrap()
+        .admitted
+        .unwrap();
+    assert!(admitted.scopes.allows_method("POST") && !admitted.scopes.allows_method("GET"));
+}
+
+#[test]
+fn kv_failure_falls_back_to_d1() {
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let (_, key) = create(&keys, r#"{"name": "ETL"}"#, NOW);
+    cache.down.set(true);
+    let validation = run(keys.validate(key.reveal(), &acme(), NOW)).unwrap();
+    assert_eq!(validation.cache, CacheOutcome::Bypassed);
+    assert!(validation.admitted.is_some() && validation.fill.is_none());
+}
+
+#[test]
+fn list_pages_newest_first_with_no_overlap_and_no_gap() {
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let created: Vec<Uuid> = (0..7)
+        .map(|i| create(&keys, r#"{"name": "k"}"#, NOW + i / 2).0.id)
+        .collect();
+    let (mut seen, mut cursor) = (Vec::new(), None);
+    loop {
+        let (page, next) = run(keys.list(&acme(), 3, cursor)).unwrap();
+        seen.extend(page.iter().map(|k| (k.created_at, k.id)));
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let mut expected: Vec<(Millis, Uuid)> = created
+        .iter()
+        .map(|id| (store.stored("acme", *id).unwrap().created_at, *id))
+        .collect();
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, expected);
+}
+
+#[test]
+fn last_used_is_due_once_a_minute_per_key() {
+    let mut throttle = LastUsedThrottle::default();
+    let (a, b) = (Uuid::from_bytes([1; 16]), Uuid::from_bytes([2; 16]));
+    assert!(throttle.due(a, NOW) && throttle.due(b, NOW));
+    assert!(!throttle.due(a, NOW + 59_999));
+    assert!(throttle.due(a, NOW + 60_000));
+}

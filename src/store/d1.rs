@@ -1,0 +1,370 @@
+//! `KeyStore` on D1. Every query is a bound statement (never built from strings) and, but for
+//! the lookup by hash, bound by tenant. The index each query relies on is named beside it.
+
+use crate::domain::{
+    cache_entry::StoredSecret, cursor::Cursor, key::KeyHash, model::ApiKey,
+    request_body::KeyChange, scopes::Scopes, tenant::Tenant, time::Millis,
+};
+use crate::service::{KeyStore, StorageError, LAST_USED_INTERVAL_MS};
+use serde::Deserialize;
+use std::cell::Cell;
+use uuid::Uuid;
+use worker::{wasm_bindgen::JsValue, D1Database, D1PreparedStatement};
+
+const KEY_COLUMNS: &str =
+    "id, key_prefix, name, scopes, expires_at, last_used_at, revoked_at, created_at, created_by";
+
+const INSERT_KEY: &str = "INSERT INTO api_keys (id, tenant, key_prefix, name, scopes, expires_at, created_at, created_by) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+const INSERT_SECRET: &str =
+    "INSERT INTO api_key_secrets (key_hash, key_id, tenant, valid_until) VALUES (?1, ?2, ?3, NULL)";
+// api_keys_by_tenant_created
+const LIST_FIRST: &str =
+    "FROM api_keys WHERE tenant = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2";
+const LIST_AFTER: &str = "FROM api_keys WHERE tenant = ?1 AND (created_at, id) < (?3, ?4) ORDER BY created_at DESC, id DESC LIMIT ?2";
+// Primary key; the tenant condition keeps other tenants' rows out.
+const GET: &str = "FROM api_keys WHERE id = ?2 AND tenant = ?1";
+const UPDATE: &str =
+    "UPDATE api_keys SET name = COALESCE(?3, name), scopes = COALESCE(?4, scopes) \
+     WHERE id = ?2 AND tenant = ?1 AND revoked_at IS NULL";
+const REVOKE: &str =
+    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?2 AND tenant = ?1";
+// A rotation is one batch (one transaction). Each statement re-checks that the key is not
+// revoked, so a rotation that races a revocation changes nothing.
+const ROTATE_PREFIX: &str =
+    "UPDATE api_keys SET key_prefix = ?3 WHERE id = ?2 AND tenant = ?1 AND revoked_at IS NULL";
+const ROTATE_OLD_SECRETS: &str = "UPDATE api_key_secrets \
+     SET valid_until = CASE WHEN valid_until IS NULL THEN ?3 ELSE MIN(valid_until, ?4) END \
+     WHERE tenant = ?1 AND key_id = ?2 \
+     AND EXISTS (SELECT 1 FROM api_keys WHERE id = ?2 AND tenant = ?1 AND revoked_at IS NULL)";
+const ROTATE_NEW_SECRET: &str =
+    "INSERT INTO api_key_secrets (key_hash, key_id, tenant, valid_until) SELECT ?3, ?2, ?1, NULL \
+     WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?2 AND tenant = ?1 AND revoked_at IS NULL)";
+const SECRET_COLUMNS: &str =
+    "SELECT s.key_hash, k.id, k.tenant, k.scopes, k.expires_at, k.revoked_at, s.valid_until \
+     FROM api_key_secrets s JOIN api_keys k ON k.id = s.key_id";
+// api_key_secrets_by_key
+const SECRETS_OF: &str = "WHERE s.tenant = ?1 AND s.key_id = ?2 ORDER BY s.key_hash";
+// The edge's lookup: the primary key of api_key_secrets, then of api_keys.
+const FIND_SECRET: &str = "WHERE s.key_hash = ?1";
+const TOUCH: &str = "UPDATE api_keys SET last_used_at = ?3 \
+     WHERE id = ?2 AND tenant = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3 - ?4)";
+
+pub struct D1Store {
+    db: D1Database,
+    /// Statements sent, for the request log and the tests that prove cache hits skip D1.
+    pub queries: Cell<u32>,
+}
+
+#[derive(Deserialize)]
+struct KeyRow {
+    id: String,
+    key_prefix: String,
+    name: String,
+    scopes: String,
+    expires_at: Option<f64>,
+    last_used_at: Option<f64>,
+    revoked_at: Option<f64>,
+    created_at: f64,
+    created_by: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SecretRow {
+    key_hash: String,
+    id: String,
+    tenant: String,
+    scopes: String,
+    expires_at: Option<f64>,
+    revoked_at: Option<f64>,
+    valid_until: Option<f64>,
+}
+
+fn text(value: &str) -> JsValue {
+    JsValue::from_str(value)
+}
+
+/// D1 binds JavaScript numbers; milliseconds since the epoch are well inside 2^53.
+fn number(value: Millis) -> JsValue {
+    JsValue::from_f64(value as f64)
+}
+
+fn optional_text(value: Option<&str>) -> JsValue {
+    value.map_or(JsValue::NULL, text)
+}
+
+fn ms(value: Option<f64>) -> Option<Millis> {
+    value.map(|v| v as Millis)
+}
+
+fn storage_error(context: &str) -> impl Fn(worker::Error) -> StorageError + '_ {
+    move |e| StorageError(format!("D1 {context}: {e}"))
+}
+
+fn corrupt(what: &str) -> StorageError {
+    StorageError(format!("D1 row with an invalid {what}"))
+}
+
+impl KeyRow {
+    fn into_key(self) -> Result<ApiKey, StorageError> {
+        Ok(ApiKey {
+            id: Uuid::parse_str(&self.id).map_err(|_| corrupt("id"))?,
+            key_prefix: self.key_prefix,
+            name: self.name,
+            scopes: Scopes::parse(&self.scopes).map_err(|_| corrupt("scopes"))?,
+            expires_at: ms(self.expires_at),
+            last_used_at: ms(self.last_used_at),
+            revoked_at: ms(self.revoked_at),
+            created_at: self.created_at as Millis,
+            created_by: self.created_by,
+        })
+    }
+}
+
+impl SecretRow {
+    fn into_secret(self) -> Result<(KeyHash, StoredSecret), StorageError> {
+        let secret = StoredSecret {
+            key_id: Uuid::parse_str(&self.id).map_err(|_| corrupt("id"))?,
+            tenant: self.tenant,
+            scopes: Scopes::parse(&self.scopes).map_err(|_| corrupt("scopes"))?,
+            expires_at: ms(self.expires_at),
+            revoked_at: ms(self.revoked_at),
+            valid_until: ms(self.valid_until),
+        };
+        Ok((KeyHash::from_stored(self.key_hash), secret))
+    }
+}
+
+impl D1Store {
+    pub fn new(db: D1Database) -> D1Store {
+        D1Store {
+            db,
+            queries: Cell::new(0),
+        }
+    }
+
+    fn statement(
+        &self,
+        sql: &str,
+        values: &[JsValue],
+    ) -> Result<D1PreparedStatement, StorageError> {
+        self.queries.set(self.queries.get() + 1);
+        self.db
+            .prepare(sql)
+            .bind(values)
+            .map_err(storage_error("bind"))
+    }
+
+    async fn changes(&self, sql: &str, values: &[JsValue]) -> Result<usize, StorageError> {
+        let result = self
+            .statement(sql, values)?
+            .run()
+            .await
+            .map_err(storage_error("run"))?;
+        Ok(result
+            .meta()
+            .ok()
+            .flatten()
+            .and_then(|m| m.changes)
+            .unwrap_or(0))
+    }
+
+    async fn rows<T: for<'de> Deserialize<'de>>(
+        &self,
+        sql: &str,
+        values: &[JsValue],
+    ) -> Result<Vec<T>, StorageError> {
+        let result = self
+            .statement(sql, values)?
+            .all()
+            .await
+            .map_err(storage_error("query"))?;
+        if let Some(error) = result.error() {
+            return Err(StorageError(format!("D1 query: {error}")));
+        }
+        result.results().map_err(storage_error("rows"))
+    }
+
+    async fn secrets(
+        &self,
+        filter: &str,
+        values: &[JsValue],
+    ) -> Result<Vec<(KeyHash, StoredSecret)>, StorageError> {
+        let rows: Vec<SecretRow> = self
+            .rows(&format!("{SECRET_COLUMNS} {filter}"), values)
+            .await?;
+        rows.into_iter().map(SecretRow::into_secret).collect()
+    }
+}
+
+impl KeyStore for D1Store {
+    async fn insert(
+        &self,
+        tenant: &Tenant,
+        key: &ApiKey,
+        hash: &KeyHash,
+    ) -> Result<(), StorageError> {
+        let id = key.id.to_string();
+        let insert_key = self.statement(
+            INSERT_KEY,
+            &[
+                text(&id),
+                text(tenant.as_str()),
+                text(&key.key_prefix),
+                text(&key.name),
+                text(&key.scopes.to_string()),
+                key.expires_at.map_or(JsValue::NULL, number),
+                number(key.created_at),
+                optional_text(key.created_by.as_deref()),
+            ],
+        )?;
+        let insert_secret = self.statement(
+            INSERT_SECRET,
+            &[text(hash.as_str()), text(&id), text(tenant.as_str())],
+        )?;
+        self.db
+            .batch(vec![insert_key, insert_secret])
+            .await
+            .map_err(storage_error("insert"))?;
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        tenant: &Tenant,
+        limit: u32,
+        after: Option<Cursor>,
+    ) -> Result<Vec<ApiKey>, StorageError> {
+        let rows: Vec<KeyRow> = match after {
+            None => {
+                self.rows(
+                    &format!("SELECT {KEY_COLUMNS} {LIST_FIRST}"),
+                    &[text(tenant.as_str()), JsValue::from(limit)],
+                )
+                .await?
+            }
+            Some(cursor) => {
+                let values = [
+                    text(tenant.as_str()),
+                    JsValue::from(limit),
+                    number(cursor.created_at),
+                    text(&cursor.id.to_string()),
+                ];
+                self.rows(&format!("SELECT {KEY_COLUMNS} {LIST_AFTER}"), &values)
+                    .await?
+            }
+        };
+        rows.into_iter().map(KeyRow::into_key).collect()
+    }
+
+    async fn get(&self, tenant: &Tenant, id: Uuid) -> Result<Option<ApiKey>, StorageError> {
+        let rows: Vec<KeyRow> = self
+            .rows(
+                &format!("SELECT {KEY_COLUMNS} {GET}"),
+                &[text(tenant.as_str()), text(&id.to_string())],
+            )
+            .await?;
+        rows.into_iter().next().map(KeyRow::into_key).transpose()
+    }
+
+    async fn update(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        change: &KeyChange,
+    ) -> Result<bool, StorageError> {
+        let scopes = change.scopes.map(|s| s.to_string());
+        let values = [
+            text(tenant.as_str()),
+            text(&id.to_string()),
+            optional_text(change.name.as_deref()),
+            optional_text(scopes.as_deref()),
+        ];
+        Ok(self.changes(UPDATE, &values).await? == 1)
+    }
+
+    async fn revoke(&self, tenant: &Tenant, id: Uuid, now: Millis) -> Result<(), StorageError> {
+        self.changes(
+            REVOKE,
+            &[text(tenant.as_str()), text(&id.to_string()), number(now)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn rotate(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        new_hash: &KeyHash,
+        new_prefix: &str,
+        old_valid_until: Millis,
+        now: Millis,
+    ) -> Result<bool, StorageError> {
+        let (tenant, id) = (text(tenant.as_str()), text(&id.to_string()));
+        let statements = vec![
+            self.statement(
+                ROTATE_PREFIX,
+                &[tenant.clone(), id.clone(), text(new_prefix)],
+            )?,
+            self.statement(
+                ROTATE_OLD_SECRETS,
+                &[
+                    tenant.clone(),
+                    id.clone(),
+                    number(old_valid_until),
+                    number(now),
+                ],
+            )?,
+            self.statement(ROTATE_NEW_SECRET, &[tenant, id, text(new_hash.as_str())])?,
+        ];
+        let results = self
+            .db
+            .batch(statements)
+            .await
+            .map_err(storage_error("rotate"))?;
+        let changed = results
+            .first()
+            .and_then(|r| r.meta().ok().flatten())
+            .and_then(|m| m.changes)
+            .unwrap_or(0);
+        Ok(changed == 1)
+    }
+
+    async fn secrets_of(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+    ) -> Result<Vec<(KeyHash, StoredSecret)>, StorageError> {
+        self.secrets(SECRETS_OF, &[text(tenant.as_str()), text(&id.to_string())])
+            .await
+    }
+
+    async fn find_secret(&self, hash: &KeyHash) -> Result<Option<StoredSecret>, StorageError> {
+        Ok(self
+            .secrets(FIND_SECRET, &[text(hash.as_str())])
+            .await?
+            .into_iter()
+            .next()
+            .map(|(_, secret)| secret))
+    }
+
+    async fn touch_last_used(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        now: Millis,
+    ) -> Result<(), StorageError> {
+        self.changes(
+            TOUCH,
+            &[
+                text(tenant.as_str()),
+                text(&id.to_string()),
+                number(now),
+                number(LAST_USED_INTERVAL_MS),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,528 @@
+//! The end-to-end harness: builds the Worker once, gives it a fresh local D1 (with schema.sql)
+//! and KV under its own --persist-to directory, starts `wrangler dev` on a free port with
+//! ORIGIN_URL pointing at a recording HTTP server on loopback, and hands tests a client.
+//! The whole wrangler/workerd process group is killed when the run ends, panics included.
+
+use rally_edge_keys::domain::base64url;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const JWT_SECRET: &str = "e2e-secret-not-the-dev-one-5f1c";
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+pub struct Worker {
+    pub port: u16,
+    pub log_path: PathBuf,
+    pub origin: Origin,
+    /// Every key and token the run has seen, for the final check that none reached the log.
+    secrets: Mutex<Vec<String>>,
+}
+
+static WORKER: OnceLock<Worker> = OnceLock::new();
+
+pub fn worker() -> &'static Worker {
+    WORKER
+        .get()
+        .expect("the harness starts the Worker before any test")
+}
+
+/// Owns the wrangler process group; dropping it kills the group.
+pub struct Running {
+    child: Child,
+    pub run_dir: PathBuf,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // workerd may outlive its parent for a moment; make sure the whole group is gone.
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tool_path() -> String {
+    let bin = project_root().join("node_modules/.bin");
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(command: &mut Command, what: &str) {
+    let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn wrangler() -> Command {
+    let mut command = Command::new(project_root().join("node_modules/.bin/wrangler"));
+    command
+        .current_dir(project_root())
+        .env("PATH", tool_path())
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("EDGE_KEYS_PREBUILT", "1")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Builds the Worker, prepares a fresh D1, and starts wrangler dev. Called once, from main.
+pub fn start() -> Running {
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let run_dir = project_root().join(format!(".e2e/run-{}-{stamp}", std::process::id()));
+    let persist = run_dir.join("state");
+    fs::create_dir_all(&persist).unwrap();
+
+    eprintln!("e2e: building the Worker once for this run");
+    run(
+        Command::new("bash")
+            .arg("scripts/build.sh")
+            .current_dir(project_root())
+            .env("PATH", tool_path()),
+        "build",
+    );
+    eprintln!(
+        "e2e: applying schema.sql to a fresh local D1 in {}",
+        persist.display()
+    );
+    run(
+        wrangler()
+            .args([
+                "d1",
+                "execute",
+                "DB",
+                "--local",
+                "--file",
+                "schema.sql",
+                "--persist-to",
+            ])
+            .arg(&persist),
+        "schema",
+    );
+
+    let origin = Origin::start();
+    let port = free_port();
+    let log_path = run_dir.join("worker.log");
+    let log = fs::File::create(&log_path).unwrap();
+    let child = wrangler()
+        .args([
+            "dev",
+            "--local",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .args(["--inspector-port", &free_port().to_string(), "--persist-to"])
+        .arg(&persist)
+        .args([
+            "--var",
+            &format!("ORIGIN_URL:http://127.0.0.1:{}", origin.port),
+        ])
+        .args(["--var", &format!("JWT_SECRET:{JWT_SECRET}")])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .expect("start wrangler dev");
+    let running = Running { child, run_dir };
+    let started = Worker {
+        port,
+        log_path,
+        origin,
+        secrets: Mutex::new(Vec::new()),
+    };
+    assert!(WORKER.set(started).is_ok(), "the harness starts once");
+
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        // Probe the port first: the client panics on a refused connection.
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && get("acme", "/healthz", &[]).status == 200
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "wrangler dev was not ready in {READY_TIMEOUT:?}; see {}",
+            worker().log_path.display()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!(
+        "e2e: Worker ready on 127.0.0.1:{port}, origin on 127.0.0.1:{}",
+        worker().origin.port
+    );
+    running
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP client
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, self.text()))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    /// `error.code` of a JSON error body.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+fn agent() -> &'static ureq::Agent {
+    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+    AGENT.get_or_init(|| {
+        ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(30))
+            .redirects(0)
+            .build()
+    })
+}
+
+/// Sends a request to the Worker with `Host: {tenant}.localhost:{port}`, or with the Host given
+/// when `tenant` contains a dot.
+pub fn request(
+    method: &str,
+    tenant: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Response {
+    let port = worker().port;
+    let host = if tenant.contains('.') || tenant.contains(':') {
+        tenant.to_string()
+    } else {
+        format!("{tenant}.localhost:{port}")
+    };
+    let mut req = agent()
+        .request(method, &format!("http://127.0.0.1:{port}{path}"))
+        .set("Host", &host);
+    for (name, value) in headers {
+        req = req.set(name, value);
+    }
+    let result = match body {
+        Some(bytes) => req.send_bytes(bytes),
+        None => req.call(),
+    };
+    let response = match result {
+        Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+        Err(e) => panic!("{method} {path}: {e}"),
+    };
+    let status = response.status();
+    let headers = response
+        .headers_names()
+        .iter()
+        .flat_map(|n| {
+            response
+                .all(n)
+                .into_iter()
+                .map(move |v| (n.clone(), v.to_string()))
+        })
+        .collect();
+    let mut body = Vec::new();
+    response.into_reader().read_to_end(&mut body).unwrap();
+    let response = Response {
+        status,
+        headers,
+        body,
+    };
+    // Remember every key the API reveals.
+    if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&response.body) {
+        if let Some(Value::String(key)) = fields.get("key") {
+            remember_secret(key);
+        }
+    }
+    response
+}
+
+pub fn get(tenant: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    request("GET", tenant, path, headers, None)
+}
+
+pub fn send_json(
+    method: &str,
+    tenant: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> Response {
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
+    request(
+        method,
+        tenant,
+        path,
+        &all,
+        Some(body.to_string().as_bytes()),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials and tenants
+
+pub fn remember_secret(secret: &str) {
+    worker().secrets.lock().unwrap().push(secret.to_string());
+}
+
+pub fn now_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Signs claims with HS256, independently of the Worker's own code.
+pub fn sign_jwt(header: &Value, claims: &Value, secret: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let signing_input = format!(
+        "{}.{}",
+        base64url::encode(header.to_string().as_bytes()),
+        base64url::encode(claims.to_string().as_bytes())
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(signing_input.as_bytes());
+    let token = format!(
+        "{signing_input}.{}",
+        base64url::encode(&mac.finalize().into_bytes())
+    );
+    remember_secret(&token);
+    token
+}
+
+pub fn session_token(tenant: &str, role: &str) -> String {
+    let claims = json!({"sub": format!("user-{role}"), "tenant": tenant, "role": role, "email": format!("{role}@{tenant}.test"), "exp": now_seconds() + 3600});
+    sign_jwt(&json!({"alg": "HS256", "typ": "JWT"}), &claims, JWT_SECRET)
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// A tenant of its own for each test, so that tests run in parallel without seeing each other.
+pub struct TestTenant {
+    pub name: String,
+    pub admin: String,
+}
+
+impl TestTenant {
+    pub fn new(label: &str) -> TestTenant {
+        let mut random = [0u8; 4];
+        getrandom::fill(&mut random).unwrap();
+        let name = format!("{label}-{}", hex::encode(random));
+        let admin = format!("Bearer {}", session_token(&name, "admin"));
+        TestTenant { name, admin }
+    }
+
+    pub fn admin_headers(&self) -> [(&str, &str); 1] {
+        [("Authorization", self.admin.as_str())]
+    }
+
+    pub fn create_key(&self, body: Value) -> Value {
+        let response = send_json(
+            "POST",
+            &self.name,
+            "/api/v1/api-keys",
+            &self.admin_headers(),
+            &body,
+        );
+        assert_eq!(response.status, 201, "create: {}", response.text());
+        response.json()
+    }
+
+    /// Every key of the tenant, as the admin sees the list.
+    pub fn list(&self) -> Vec<Value> {
+        let response = get(
+            &self.name,
+            "/api/v1/api-keys?limit=1000",
+            &self.admin_headers(),
+        );
+        assert_eq!(response.status, 200, "list: {}", response.text());
+        response.json().as_array().unwrap().clone()
+    }
+
+    pub fn key(&self, id: &str) -> Value {
+        let response = get(
+            &self.name,
+            &format!("/api/v1/api-keys/{id}"),
+            &self.admin_headers(),
+        );
+        assert_eq!(response.status, 200, "get: {}", response.text());
+        response.json()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Worker's log
+
+/// The structured log line of one request, found by its X-Request-Id. wrangler writes logs a
+/// moment after the response, so this waits for it.
+pub fn log_line(request_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = fs::read_to_string(&worker().log_path).unwrap_or_default();
+        let found = log
+            .lines()
+            .filter_map(|l| l.find('{').map(|i| &l[i..]))
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["requestId"] == request_id);
+        if let Some(line) = found {
+            return line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line for request {request_id}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every secret the run handled, and each key's SHA-256, checked against the whole log.
+pub fn secrets_found_in_log(log_path: &Path) -> Vec<String> {
+    let log = fs::read_to_string(log_path).unwrap();
+    let secrets = worker().secrets.lock().unwrap().clone();
+    let mut leaked = Vec::new();
+    for secret in secrets {
+        let mut forms = vec![secret.clone(), sha256_hex(&secret)];
+        if let Some((_, signature)) = secret.rsplit_once('.') {
+            forms.push(signature.to_string());
+        }
+        leaked.extend(
+            forms
+                .into_iter()
+                .filter(|f| f.len() >= 16 && log.contains(f.as_str())),
+        );
+    }
+    leaked
+}
+
+// ---------------------------------------------------------------------------------------------
+// The recording origin
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A small real HTTP server on loopback standing in for the CRM origin. It answers 200 and
+/// records every request it receives.
+pub struct Origin {
+    pub port: u16,
+    received: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl Origin {
+    fn start() -> Origin {
+        let server = tiny_http::Server::http("127.0.0.1:0").expect("origin listens");
+        let port = server.server_addr().to_ip().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = received.clone();
+        std::thread::spawn(move || {
+            for mut request in server.incoming_requests() {
+                let mut body = Vec::new();
+                let _ = request.as_reader().read_to_end(&mut body);
+                let recorded = Recorded {
+                    method: request.method().to_string(),
+                    url: request.url().to_string(),
+                    headers: request
+                        .headers()
+                        .iter()
+                        .map(|h| (h.field.to_string(), h.value.to_string()))
+                        .collect(),
+                    body,
+                };
+                sink.lock().unwrap().push(recorded);
+                let header =
+                    tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap();
+                let _ = request.respond(
+                    tiny_http::Response::from_string(r#"{"origin":"ok"}"#).with_header(header),
+                );
+            }
+        });
+        Origin { port, received }
+    }
+
+    /// Requests the origin received for exactly this path and query.
+    pub fn received(&self, url: &str) -> Vec<Recorded> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.url == url)
+            .cloned()
+            .collect()
+    }
+}
+
+/// A path no other test uses, so that what the origin received can be attributed.
+pub fn unique_path(label: &str) -> String {
+    let mut random = [0u8; 6];
+    getrandom::fill(&mut random).unwrap();
+    format!("/crm/{label}/{}", hex::encode(random))
+}

@@ -1,0 +1,64 @@
+//! End-to-end tests against the real Worker under `wrangler dev` (workerd), with a real local
+//! D1 and KV. One Worker serves the whole run; each test works in a tenant of its own.
+//! A custom main (libtest-mimic) owns the Worker's process group, so that it is killed when the
+//! run ends, and runs the log check after every other test.
+
+mod harness;
+
+mod auth;
+mod bad_input;
+mod edge;
+mod isolation;
+mod management;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+pub type TestResult = Result<(), Failed>;
+
+fn main() {
+    let args = Arguments::from_args();
+    let running = harness::start();
+    let mut trials = Vec::new();
+    trials.extend(management::tests());
+    trials.extend(bad_input::tests());
+    trials.extend(auth::tests());
+    trials.extend(isolation::tests());
+    trials.extend(edge::tests());
+    let conclusion = libtest_mimic::run(&args, trials);
+
+    // Last, when every other test has sent its traffic: no key, hash or token in the log.
+    let log_path = harness::worker().log_path.clone();
+    let log_check = Trial::test(
+        "logs::no_key_hash_or_token_reaches_the_worker_log",
+        move || {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            let leaked = harness::secrets_found_in_log(&log_path);
+            if leaked.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{} secrets found in {}", leaked.len(), log_path.display()).into())
+            }
+        },
+    );
+    let final_conclusion = libtest_mimic::run(&args, vec![log_check]);
+    let failed = conclusion.has_failed() || final_conclusion.has_failed();
+    let run_dir = running.run_dir.clone();
+    drop(running);
+    if failed {
+        eprintln!(
+            "e2e: the Worker's log is kept at {}",
+            harness::worker().log_path.display()
+        );
+    } else {
+        let _ = std::fs::remove_dir_all(&run_dir);
+    }
+    std::process::exit(if failed { 101 } else { 0 });
+}
+
+/// `trials!("module": a, b)` makes a Trial of each test function; a panic fails the trial.
+#[macro_export]
+macro_rules! trials {
+    ($module:literal: $($name:ident),* $(,)?) => {
+        vec![$(libtest_mimic::Trial::test(concat!($module, "::", stringify!($name)), || { $name(); Ok(()) })),*]
+    };
+}

@@ -94,17 +94,7 @@ fn each_rejection_is_answered_at_the_edge_and_never_reaches_the_origin() {
     let other = TestTenant::new("reject-other");
     let revoked = tenant.create_key(json!({"name": "revoked"}));
     let revoked_id = revoked["id"].as_str().unwrap();
-    assert_eq!(
-        request(
-            "DELETE",
-            &tenant.name,
-            &format!("/api/v1/api-keys/{revoked_id}"),
-            &tenant.admin_headers(),
-            None
-        )
-        .status,
-        204
-    );
+    tenant.revoke(revoked_id);
     let read_only = tenant.create_key(json!({"name": "reader", "scopes": "read"}));
     let write_only = tenant.create_key(json!({"name": "writer", "scopes": "write"}));
     let foreign = other.create_key(json!({"name": "theirs", "scopes": "read,write"}));
@@ -165,13 +155,7 @@ fn unknown_revoked_expired_and_foreign_keys_get_byte_identical_401s() {
     let tenant = TestTenant::new("same401");
     let other = TestTenant::new("same401-other");
     let revoked = tenant.create_key(json!({"name": "revoked"}));
-    request(
-        "DELETE",
-        &tenant.name,
-        &format!("/api/v1/api-keys/{}", revoked["id"].as_str().unwrap()),
-        &tenant.admin_headers(),
-        None,
-    );
+    tenant.revoke(revoked["id"].as_str().unwrap());
     let expiring = tenant.create_key(json!({"name": "expiring", "expiresAt": chrono_in(2)}));
     let foreign = other.create_key(json!({"name": "theirs"}));
     wait_until_past(2);
@@ -278,17 +262,7 @@ fn revocation_takes_effect_on_the_next_request() {
         get(&tenant.name, &unique_path("before"), &[("X-Api-Key", key)]).status,
         200
     );
-    assert_eq!(
-        request(
-            "DELETE",
-            &tenant.name,
-            &format!("/api/v1/api-keys/{}", created["id"].as_str().unwrap()),
-            &tenant.admin_headers(),
-            None
-        )
-        .status,
-        204
-    );
+    tenant.revoke(created["id"].as_str().unwrap());
     let path = unique_path("after");
     assert_eq!(get(&tenant.name, &path, &[("X-Api-Key", key)]).status, 401);
     assert!(worker().origin.received(&path).is_empty());
@@ -311,17 +285,7 @@ fn a_revocation_racing_many_requests_leaves_the_key_rejected() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(
-        request(
-            "DELETE",
-            &tenant.name,
-            &format!("/api/v1/api-keys/{id}"),
-            &tenant.admin_headers(),
-            None
-        )
-        .status,
-        204
-    );
+    tenant.revoke(&id);
     for thread in workers {
         assert!(thread
             .join()

@@ -384,6 +384,18 @@ impl TestTenant {
         response.json()
     }
 
+    /// Revokes a key as the admin; revocation answers 204.
+    pub fn revoke(&self, id: &str) {
+        let response = request(
+            "DELETE",
+            &self.name,
+            &format!("/api/v1/api-keys/{id}"),
+            &self.admin_headers(),
+            None,
+        );
+        assert_eq!(response.status, 204, "revoke: {}", response.text());
+    }
+
     /// Every key of the tenant, as the admin sees the list.
     pub fn list(&self) -> Vec<Value> {
         let response = get(

@@ -12,11 +12,17 @@ cargo clippy --all-targets --locked -- -D warnings
 cargo clippy --lib --target wasm32-unknown-unknown --locked -- -D warnings
 
 printf '\n== unit and end-to-end tests\n'
-workerd_before=$(pgrep -x workerd | sort || true)
+rm -f .e2e/wrangler.pgid
 cargo test --locked
 
 printf '\n== no process of the run outlives it\n'
-left_over() { comm -13 <(echo "$workerd_before") <(pgrep -x workerd | sort || true) | grep . || true; }
-for _ in $(seq 1 20); do [ -z "$(left_over)" ] && break; sleep 0.5; done
-if [ -n "$(left_over)" ]; then echo "workerd processes outlived the test run: $(left_over)" >&2; exit 1; fi
-echo "no workerd process of this run is left"
+# The harness started wrangler dev (and so workerd) in a process group of its own and wrote its
+# id down; every process of that group must be gone. Other checkouts' runs are not counted.
+pgid=$(cat .e2e/wrangler.pgid)
+for _ in $(seq 1 20); do pgrep -g "$pgid" >/dev/null || break; sleep 0.5; done
+if pgrep -g "$pgid" >/dev/null; then
+  echo "processes of the test run outlived it:" >&2
+  pgrep -a -g "$pgid" >&2
+  exit 1
+fi
+echo "no process of the run's wrangler/workerd group ($pgid) is left"

@@ -161,6 +161,12 @@ pub fn start() -> Running {
         .process_group(0)
         .spawn()
         .expect("start wrangler dev");
+    // scripts/test.sh checks, after the run, that nothing of this process group survived.
+    fs::write(
+        project_root().join(".e2e/wrangler.pgid"),
+        child.id().to_string(),
+    )
+    .unwrap();
     let running = Running { child, run_dir };
     let started = Worker {
         port,

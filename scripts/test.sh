@@ -18,11 +18,15 @@ cargo test --locked
 printf '\n== no process of the run outlives it\n'
 # The harness started wrangler dev (and so workerd) in a process group of its own and wrote its
 # id down; every process of that group must be gone. Other checkouts' runs are not counted.
-pgid=$(cat .e2e/wrangler.pgid)
-for _ in $(seq 1 20); do pgrep -g "$pgid" >/dev/null || break; sleep 0.5; done
-if pgrep -g "$pgid" >/dev/null; then
+# The harness started each wrangler dev (and so its workerd) in a process group of its own and
+# wrote the group ids down; every process of those groups must be gone. Other checkouts' runs
+# are not counted.
+groups=$(cat .e2e/wrangler.pgid)
+survivors() { for g in $groups; do pgrep -g "$g" || true; done; }
+for _ in $(seq 1 20); do [ -z "$(survivors)" ] && break; sleep 0.5; done
+if [ -n "$(survivors)" ]; then
   echo "processes of the test run outlived it:" >&2
-  pgrep -a -g "$pgid" >&2
+  for g in $groups; do pgrep -a -g "$g" >&2 || true; done
   exit 1
 fi
-echo "no process of the run's wrangler/workerd group ($pgid) is left"
+echo "no process of the run's wrangler/workerd groups ($(echo $groups)) is left"

@@ -24,7 +24,7 @@ pub struct App<'a> {
     pub now: Millis,
     pub log: &'a RequestLog,
     store: Option<D1Store>,
-    cache: Option<KvCache>,
+    cache: KvCache,
 }
 
 impl<'a> App<'a> {
@@ -37,7 +37,7 @@ impl<'a> App<'a> {
     ) -> App<'a> {
         App {
             store: env.d1(DB_BINDING).ok().map(D1Store::new),
-            cache: env.kv(CACHE_BINDING).ok().map(KvCache::new),
+            cache: KvCache::new(env.kv(CACHE_BINDING).ok()),
             env,
             ctx,
             tenant,
@@ -47,12 +47,15 @@ impl<'a> App<'a> {
     }
 
     pub fn keys(&self) -> Result<Keys<'_, D1Store, KvCache>, AppError> {
-        match (&self.store, &self.cache) {
-            (Some(store), Some(cache)) => Ok(Keys { store, cache }),
-            _ => Err(AppError::Unavailable(format!(
-                "binding {DB_BINDING} or {CACHE_BINDING} is missing"
-            ))),
-        }
+        // A missing KV binding is not fatal: the cache then fails every call and D1 answers.
+        let store = self
+            .store
+            .as_ref()
+            .ok_or_else(|| AppError::Unavailable(format!("binding {DB_BINDING} is missing")))?;
+        Ok(Keys {
+            store,
+            cache: &self.cache,
+        })
     }
 
     pub fn var(&self, name: &str) -> Option<String> {
@@ -85,13 +88,12 @@ impl<'a> App<'a> {
         if let Some((hash, entry)) = validation.fill {
             let env = self.env.clone();
             self.ctx.wait_until(async move {
-                if let Ok(kv) = env.kv(CACHE_BINDING) {
-                    if let Err(e) = KvCache::new(kv).fill(&hash, &entry).await {
-                        worker::console_error!(
-                            "{{\"event\":\"cache_fill_failed\",\"detail\":{:?}}}",
-                            e.0
-                        );
-                    }
+                let cache = KvCache::new(env.kv(CACHE_BINDING).ok());
+                if let Err(e) = cache.fill(&hash, &entry).await {
+                    worker::console_error!(
+                        "{{\"event\":\"cache_fill_failed\",\"detail\":{:?}}}",
+                        e.0
+                    );
                 }
             });
         }
@@ -120,7 +122,7 @@ impl<'a> App<'a> {
     /// Copies the D1 and KV operation counts into the request log.
     pub fn record_counters(&self) {
         let queries = self.store.as_ref().map_or(0, |s| s.queries.get());
-        let reads = self.cache.as_ref().map_or(0, |c| c.reads.get());
+        let reads = self.cache.reads.get();
         self.log.set_counters(queries, reads);
     }
 }

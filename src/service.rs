@@ -340,5 +340,28 @@ impl LastUsedThrottle {
     }
 }
 
+/// Client IPs that the rate limiter refused recently, remembered by the isolate so that their
+/// next requests are answered 429 before any KV or D1 read. The limiter binding is the shared
+/// counter; this is only its local echo.
+#[derive(Default)]
+pub struct BlockedClients {
+    until: std::collections::HashMap<String, Millis>,
+}
+
+impl BlockedClients {
+    /// Seconds left on a block, if the client is blocked at `now`.
+    pub fn retry_after(&self, client: &str, now: Millis) -> Option<u32> {
+        let until = *self.until.get(client)?;
+        (until > now).then(|| ((until - now + 999) / 1000) as u32)
+    }
+
+    pub fn block(&mut self, client: &str, until: Millis, now: Millis) {
+        if self.until.len() > 10_000 {
+            self.until.retain(|_, at| *at > now);
+        }
+        self.until.insert(client.to_string(), until);
+    }
+}
+
 #[cfg(test)]
 mod tests;

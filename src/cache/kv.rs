@@ -32,23 +32,31 @@ impl Place {
 }
 
 pub struct KvCache {
-    kv: KvStore,
+    /// None when the binding is missing: every operation then fails like an unavailable KV, and
+    /// validation falls back to D1.
+    kv: Option<KvStore>,
     /// KV reads, for the request log and the tests that prove malformed keys skip KV.
     pub reads: Cell<u32>,
 }
 
 impl KvCache {
-    pub fn new(kv: KvStore) -> KvCache {
+    pub fn new(kv: Option<KvStore>) -> KvCache {
         KvCache {
             kv,
             reads: Cell::new(0),
         }
     }
 
+    fn store(&self) -> Result<&KvStore, StorageError> {
+        self.kv
+            .as_ref()
+            .ok_or_else(|| StorageError("KV binding API_KEY_CACHE is missing".into()))
+    }
+
     async fn read(&self, place: Place, hash: &KeyHash) -> Result<Option<CacheEntry>, StorageError> {
         self.reads.set(self.reads.get() + 1);
         let text = self
-            .kv
+            .store()?
             .get(&place.name(hash))
             .text()
             .await
@@ -67,7 +75,7 @@ impl KvCache {
         let json =
             serde_json::to_string(entry).map_err(|e| StorageError(format!("KV encode: {e}")))?;
         let mut put = self
-            .kv
+            .store()?
             .put(&place.name(hash), json)
             .map_err(|e| StorageError(format!("KV put: {e}")))?;
         if let Some(ttl) = ttl_seconds {

@@ -427,3 +427,14 @@ fn last_used_is_due_once_a_minute_per_key() {
     assert!(!throttle.due(a, NOW + 59_999));
     assert!(throttle.due(a, NOW + 60_000));
 }
+
+#[test]
+fn a_blocked_client_is_refused_until_its_block_ends() {
+    let mut blocked = BlockedClients::default();
+    assert_eq!(blocked.retry_after("203.0.113.7", NOW), None);
+    blocked.block("203.0.113.7", NOW + 60_000, NOW);
+    assert_eq!(blocked.retry_after("203.0.113.7", NOW), Some(60));
+    assert_eq!(blocked.retry_after("203.0.113.7", NOW + 59_001), Some(1));
+    assert_eq!(blocked.retry_after("203.0.113.7", NOW + 60_000), None);
+    assert_eq!(blocked.retry_after("198.51.100.1", NOW), None);
+}

@@ -34,30 +34,32 @@ pub fn worker() -> &'static Worker {
         .expect("the harness starts the Worker before any test")
 }
 
-/// Owns the wrangler process group; dropping it kills the group.
+/// Owns the wrangler process groups; dropping it kills every group.
 pub struct Running {
-    child: Child,
+    children: Vec<Child>,
     pub run_dir: PathBuf,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
+        for child in &mut self.children {
+            let group = format!("-{}", child.id());
+            let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
             }
-            std::thread::sleep(Duration::from_millis(100));
+            // workerd may outlive its parent for a moment; make sure the whole group is gone.
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+            let _ = child.wait();
         }
-        // workerd may outlive its parent for a moment; make sure the whole group is gone.
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
     }
 }
 
-fn project_root() -> PathBuf {
+pub fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -70,7 +72,7 @@ fn tool_path() -> String {
     )
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -99,15 +101,15 @@ fn wrangler() -> Command {
     command
 }
 
-/// Builds the Worker, prepares a fresh D1, and starts wrangler dev. Called once, from main.
+/// Builds the Worker, prepares a fresh D1, and starts wrangler dev: the main Worker, plus the
+/// fault instances of `faults.rs`. Called once, from main.
 pub fn start() -> Running {
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos();
     let run_dir = project_root().join(format!(".e2e/run-{}-{stamp}", std::process::id()));
-    let persist = run_dir.join("state");
-    fs::create_dir_all(&persist).unwrap();
+    fs::create_dir_all(&run_dir).unwrap();
 
     eprintln!("e2e: building the Worker once for this run");
     run(
@@ -117,85 +119,133 @@ pub fn start() -> Running {
             .env("PATH", tool_path()),
         "build",
     );
-    eprintln!(
-        "e2e: applying schema.sql to a fresh local D1 in {}",
-        persist.display()
-    );
-    run(
-        wrangler()
-            .args([
-                "d1",
-                "execute",
-                "DB",
-                "--local",
-                "--file",
-                "schema.sql",
-                "--persist-to",
-            ])
-            .arg(&persist),
-        "schema",
-    );
 
     let origin = Origin::start();
-    let port = free_port();
-    let log_path = run_dir.join("worker.log");
-    let log = fs::File::create(&log_path).unwrap();
-    let child = wrangler()
-        .args([
-            "dev",
-            "--local",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-        ])
-        .args(["--inspector-port", &free_port().to_string(), "--persist-to"])
-        .arg(&persist)
-        .args([
-            "--var",
-            &format!("ORIGIN_URL:http://127.0.0.1:{}", origin.port),
-        ])
-        .args(["--var", &format!("JWT_SECRET:{JWT_SECRET}")])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .expect("start wrangler dev");
-    // scripts/test.sh checks, after the run, that nothing of this process group survived.
-    fs::write(
-        project_root().join(".e2e/wrangler.pgid"),
-        child.id().to_string(),
-    )
-    .unwrap();
-    let running = Running { child, run_dir };
+    let main = Instance::prepare(&run_dir, "main", None, true);
+    let faults = crate::faults::prepare(&run_dir);
+    let origin_url = format!("http://127.0.0.1:{}", origin.port);
+    let mut children = vec![main.spawn(&origin_url)];
+    children.extend(
+        faults
+            .iter()
+            .map(|(instance, origin)| instance.spawn(origin.as_deref().unwrap_or(&origin_url))),
+    );
+    // scripts/test.sh checks, after the run, that nothing of these process groups survived.
+    let groups: Vec<String> = children.iter().map(|c| c.id().to_string()).collect();
+    fs::write(project_root().join(".e2e/wrangler.pgid"), groups.join("\n")).unwrap();
+    let running = Running { children, run_dir };
+
     let started = Worker {
-        port,
-        log_path,
+        port: main.port,
+        log_path: main.log_path.clone(),
         origin,
         secrets: Mutex::new(Vec::new()),
     };
     assert!(WORKER.set(started).is_ok(), "the harness starts once");
-
-    let deadline = Instant::now() + READY_TIMEOUT;
-    loop {
-        // Probe the port first: the client panics on a refused connection.
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && get("acme", "/healthz", &[]).status == 200
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "wrangler dev was not ready in {READY_TIMEOUT:?}; see {}",
-            worker().log_path.display()
-        );
-        std::thread::sleep(Duration::from_millis(250));
+    main.wait_ready();
+    for (instance, _) in &faults {
+        instance.wait_ready();
     }
+    crate::faults::started(faults.into_iter().map(|(instance, _)| instance).collect());
     eprintln!(
-        "e2e: Worker ready on 127.0.0.1:{port}, origin on 127.0.0.1:{}",
+        "e2e: Worker ready on 127.0.0.1:{}, origin on 127.0.0.1:{}",
+        worker().port,
         worker().origin.port
     );
     running
+}
+
+/// One `wrangler dev` of the built Worker, with its own port, state directory and log.
+pub struct Instance {
+    pub name: &'static str,
+    pub port: u16,
+    pub persist: PathBuf,
+    pub log_path: PathBuf,
+    /// A generated wrangler config, for instances that differ from wrangler.toml.
+    config: Option<PathBuf>,
+}
+
+impl Instance {
+    /// Makes the state directory and, with `schema`, applies schema.sql to its D1.
+    pub fn prepare(
+        run_dir: &Path,
+        name: &'static str,
+        config: Option<PathBuf>,
+        schema: bool,
+    ) -> Instance {
+        let persist = run_dir.join(format!("state-{name}"));
+        fs::create_dir_all(&persist).unwrap();
+        let instance = Instance {
+            name,
+            port: free_port(),
+            log_path: run_dir.join(format!("worker-{name}.log")),
+            persist,
+            config,
+        };
+        if schema {
+            instance.wrangler(
+                &["d1", "execute", "DB", "--local", "--file", "schema.sql"],
+                "schema",
+            );
+        }
+        instance
+    }
+
+    /// Runs a wrangler command against this instance's config and state.
+    pub fn wrangler(&self, args: &[&str], what: &str) {
+        let mut command = wrangler();
+        command.args(args).arg("--persist-to").arg(&self.persist);
+        if let Some(config) = &self.config {
+            command.arg("--config").arg(config);
+        }
+        run(&mut command, &format!("{} {what}", self.name));
+    }
+
+    fn spawn(&self, origin_url: &str) -> Child {
+        let log = fs::File::create(&self.log_path).unwrap();
+        let mut command = wrangler();
+        command
+            .args([
+                "dev",
+                "--local",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+            ])
+            .args(["--inspector-port", &free_port().to_string(), "--persist-to"])
+            .arg(&self.persist)
+            .args(["--var", &format!("ORIGIN_URL:{origin_url}")])
+            .args(["--var", &format!("JWT_SECRET:{JWT_SECRET}")]);
+        if let Some(config) = &self.config {
+            command.arg("--config").arg(config);
+        }
+        command
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("start wrangler dev")
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            // Probe the port first: the client panics on a refused connection.
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && send(self.port, "GET", "acme", "/healthz", &[], None).status == 200
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} was not ready in {READY_TIMEOUT:?}; see {}",
+                self.name,
+                self.log_path.display()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -240,8 +290,8 @@ fn agent() -> &'static ureq::Agent {
     })
 }
 
-/// Sends a request to the Worker with `Host: {tenant}.localhost:{port}`, or with the Host given
-/// when `tenant` contains a dot.
+/// Sends a request to the main Worker with `Host: {tenant}.localhost:{port}`, or with the Host
+/// given when `tenant` contains a dot or a colon.
 pub fn request(
     method: &str,
     tenant: &str,
@@ -249,7 +299,20 @@ pub fn request(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Response {
-    let port = worker().port;
+    send(worker().port, method, tenant, path, headers, body)
+}
+
+/// Sends a request to the Worker on `port`. Unless the test sets `CF-Connecting-IP`, each request
+/// comes from a random documentation address, so that the failed-authentication rate limit of
+/// one test never counts another test's failures.
+pub fn send(
+    port: u16,
+    method: &str,
+    tenant: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Response {
     let host = if tenant.contains('.') || tenant.contains(':') {
         tenant.to_string()
     } else {
@@ -258,6 +321,21 @@ pub fn request(
     let mut req = agent()
         .request(method, &format!("http://127.0.0.1:{port}{path}"))
         .set("Host", &host);
+    if !headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("CF-Connecting-IP"))
+    {
+        let mut random = [0u8; 4];
+        getrandom::fill(&mut random).unwrap();
+        req = req.set(
+            "CF-Connecting-IP",
+            &format!(
+                "2001:db8::{:x}:{:x}",
+                u16::from_be_bytes([random[0], random[1]]),
+                u16::from_be_bytes([random[2], random[3]])
+            ),
+        );
+    }
     for (name, value) in headers {
         req = req.set(name, value);
     }
@@ -430,9 +508,13 @@ impl TestTenant {
 /// The structured log line of one request, found by its X-Request-Id. wrangler writes logs a
 /// moment after the response, so this waits for it.
 pub fn log_line(request_id: &str) -> Value {
+    log_line_in(&worker().log_path, request_id)
+}
+
+pub fn log_line_in(log_path: &Path, request_id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let log = fs::read_to_string(&worker().log_path).unwrap_or_default();
+        let log = fs::read_to_string(log_path).unwrap_or_default();
         let found = log
             .lines()
             .filter_map(|l| l.find('{').map(|i| &l[i..]))
@@ -450,8 +532,14 @@ pub fn log_line(request_id: &str) -> Value {
 }
 
 /// Every secret the run handled, and each key's SHA-256, checked against the whole log.
-pub fn secrets_found_in_log(log_path: &Path) -> Vec<String> {
-    let log = fs::read_to_string(log_path).unwrap();
+pub fn secrets_found_in_logs(run_dir: &Path) -> Vec<String> {
+    let mut log = String::new();
+    for entry in fs::read_dir(run_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            log.push_str(&fs::read_to_string(path).unwrap());
+        }
+    }
     let secrets = worker().secrets.lock().unwrap().clone();
     let mut leaked = Vec::new();
     for secret in secrets {

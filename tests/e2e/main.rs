@@ -8,7 +8,9 @@ mod harness;
 mod auth;
 mod bad_input;
 mod edge;
+mod faults;
 mod isolation;
+mod limits;
 mod management;
 
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -24,19 +26,26 @@ fn main() {
     trials.extend(auth::tests());
     trials.extend(isolation::tests());
     trials.extend(edge::tests());
+    trials.extend(faults::tests());
+    trials.extend(limits::tests());
     let conclusion = libtest_mimic::run(&args, trials);
 
-    // Last, when every other test has sent its traffic: no key, hash or token in the log.
-    let log_path = harness::worker().log_path.clone();
+    // Last, when every other test has sent its traffic: no key, hash or token in any log.
+    let logs_dir = running.run_dir.clone();
     let log_check = Trial::test(
-        "logs::no_key_hash_or_token_reaches_the_worker_log",
+        "logs::no_key_hash_or_token_reaches_the_worker_logs",
         move || {
             std::thread::sleep(std::time::Duration::from_secs(1));
-            let leaked = harness::secrets_found_in_log(&log_path);
+            let leaked = harness::secrets_found_in_logs(&logs_dir);
             if leaked.is_empty() {
                 Ok(())
             } else {
-                Err(format!("{} secrets found in {}", leaked.len(), log_path.display()).into())
+                Err(format!(
+                    "{} secrets found in the logs under {}",
+                    leaked.len(),
+                    logs_dir.display()
+                )
+                .into())
             }
         },
     );

@@ -1,0 +1,261 @@
+//! Faults, each on a Worker instance of its own: D1 without its schema, no KV binding, and an
+//! origin that is down. None may produce a 500, a panic or internal detail in a body.
+
+use crate::harness::*;
+use crate::trials;
+use rally_edge_keys::domain::{
+    cache_entry::{CacheEntry, Grant},
+    key::PlainKey,
+};
+use serde_json::json;
+use std::fs;
+use std::path::Path;
+use std::sync::OnceLock;
+
+pub fn tests() -> Vec<libtest_mimic::Trial> {
+    trials!("faults":
+        without_the_d1_schema_management_is_503_and_cached_keys_still_validate,
+        without_kv_validation_falls_back_to_d1_and_a_down_origin_is_502,
+    )
+}
+
+const TENANT: &str = "faults";
+/// A key whose grant is written straight into the KV of the instance without a D1 schema.
+const CACHED_KEY: &str = "rk_live_0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f";
+const CACHED_KEY_ID: &str = "0b7e6c1e-4f3a-4d7a-9c55-2f2b6f1d9a01";
+
+static INSTANCES: OnceLock<Vec<Instance>> = OnceLock::new();
+
+fn instance(name: &str) -> &'static Instance {
+    INSTANCES
+        .get()
+        .unwrap()
+        .iter()
+        .find(|i| i.name == name)
+        .unwrap()
+}
+
+/// The fault instances and the origin each forwards to (None: the recording origin).
+pub fn prepare(run_dir: &Path) -> Vec<(Instance, Option<String>)> {
+    let no_schema = Instance::prepare(run_dir, "no-d1-schema", None, false);
+    let grant = CacheEntry::Grant(Grant {
+        key_id: CACHED_KEY_ID.parse().unwrap(),
+        tenant: TENANT.into(),
+        scopes: "read,write".into(),
+        expires_at: None,
+        valid_until: None,
+    });
+    let name = format!(
+        "auth/{}",
+        PlainKey::parse(CACHED_KEY).unwrap().hash().cache_id()
+    );
+    let value = serde_json::to_string(&grant).unwrap();
+    no_schema.wrangler(
+        &[
+            "kv",
+            "key",
+            "put",
+            &name,
+            &value,
+            "--binding",
+            "API_KEY_CACHE",
+            "--local",
+        ],
+        "seed KV",
+    );
+
+    // The same Worker with no KV binding at all, forwarding to a port where nothing listens.
+    let wrangler_toml = fs::read_to_string(project_root().join("wrangler.toml")).unwrap();
+    let compatibility_date = wrangler_toml
+        .lines()
+        .find(|l| l.starts_with("compatibility_date"))
+        .unwrap();
+    let config = run_dir.join("wrangler-no-kv.toml");
+    fs::write(
+        &config,
+        format!(
+            "name = \"rally-edge-keys-no-kv\"\nmain = \"{}\"\n{compatibility_date}\n\n[vars]\nROOT_DOMAIN = \"rallycrm.io\"\n\n\
+             [[d1_databases]]\nbinding = \"DB\"\ndatabase_name = \"rally-edge-keys\"\ndatabase_id = \"00000000-0000-4000-8000-000000000000\"\n",
+            project_root().join("build/index.js").display()
+        ),
+    )
+    .unwrap();
+    let no_kv = Instance::prepare(run_dir, "no-kv", Some(config), true);
+    let dead_origin = format!("http://127.0.0.1:{}", free_port());
+    vec![(no_schema, None), (no_kv, Some(dead_origin))]
+}
+
+pub fn started(instances: Vec<Instance>) {
+    assert!(INSTANCES.set(instances).is_ok());
+}
+
+fn admin() -> String {
+    format!("Bearer {}", session_token(TENANT, "admin"))
+}
+
+/// No body may carry internal detail: SQL errors, binding names, Rust panics.
+fn assert_no_internal_detail(response: &Response) {
+    let text = response.text().to_lowercase();
+    for leak in [
+        "no such table",
+        "d1_",
+        "sqlite",
+        "binding",
+        "panicked",
+        "kv get",
+        "kv put",
+        "at src/",
+    ] {
+        assert!(!text.contains(leak), "{leak:?} in {}", response.text());
+    }
+}
+
+fn without_the_d1_schema_management_is_503_and_cached_keys_still_validate() {
+    let port = instance("no-d1-schema").port;
+    let admin = admin();
+    let list = send(
+        port,
+        "GET",
+        TENANT,
+        "/api/v1/api-keys",
+        &[("Authorization", &admin)],
+        None,
+    );
+    let create = send(
+        port,
+        "POST",
+        TENANT,
+        "/api/v1/api-keys",
+        &[
+            ("Authorization", &admin),
+            ("Content-Type", "application/json"),
+        ],
+        Some(br#"{"name": "x"}"#),
+    );
+    for response in [&list, &create] {
+        assert_eq!(
+            (response.status, response.code()),
+            (503, "service_unavailable".to_string()),
+            "{}",
+            response.text()
+        );
+        assert_no_internal_detail(response);
+    }
+    // The key in KV still gets through, with its identity, and reaches the (recording) origin.
+    let path = unique_path("d1-down");
+    let forwarded = send(
+        port,
+        "GET",
+        TENANT,
+        &path,
+        &[("X-Api-Key", CACHED_KEY)],
+        None,
+    );
+    assert_eq!(forwarded.status, 200, "{}", forwarded.text());
+    let received = worker().origin.received(&path);
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].header("X-Rally-Api-Key-Id"),
+        Some(CACHED_KEY_ID)
+    );
+    // A key that is not cached needs D1: 503, not 401 and not 500.
+    let unknown = send(
+        port,
+        "GET",
+        TENANT,
+        &unique_path("d1-down"),
+        &[("X-Api-Key", "rk_live_1234567890abcdef1234567890abcdef")],
+        None,
+    );
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (503, "service_unavailable".to_string())
+    );
+    assert_no_internal_detail(&unknown);
+}
+
+fn without_kv_validation_falls_back_to_d1_and_a_down_origin_is_502() {
+    let no_kv = instance("no-kv");
+    let admin = admin();
+    let created = send(
+        no_kv.port,
+        "POST",
+        TENANT,
+        "/api/v1/api-keys",
+        &[
+            ("Authorization", &admin),
+            ("Content-Type", "application/json"),
+        ],
+        Some(json!({"name": "no cache"}).to_string().as_bytes()),
+    );
+    assert_eq!(
+        created.status,
+        201,
+        "a key is created even when the cache cannot be written: {}",
+        created.text()
+    );
+    let created = created.json();
+    let key = created["key"].as_str().unwrap();
+
+    // Validated through D1 (the cache is bypassed), then forwarded to an origin that is down.
+    let response = send(
+        no_kv.port,
+        "GET",
+        TENANT,
+        &unique_path("no-kv"),
+        &[("X-Api-Key", key)],
+        None,
+    );
+    assert_eq!(
+        (response.status, response.code()),
+        (502, "origin_unreachable".to_string()),
+        "{}",
+        response.text()
+    );
+    assert_eq!(response.header("Content-Type"), Some("application/json"));
+    assert_no_internal_detail(&response);
+    let line = log_line_in(&no_kv.log_path, response.header("X-Request-Id").unwrap());
+    assert_eq!(
+        (line["cache"].as_str(), line["d1Queries"].as_u64()),
+        (Some("bypassed"), Some(1)),
+        "{line}"
+    );
+
+    let bad = send(
+        no_kv.port,
+        "GET",
+        TENANT,
+        &unique_path("no-kv"),
+        &[("X-Api-Key", "rk_live_abcdefabcdefabcdefabcdefabcdefab")],
+        None,
+    );
+    assert_eq!(bad.status, 401);
+
+    // A revocation is recorded in D1 but cannot reach the cache: the caller is told to retry,
+    // and D1, which validation falls back to, already refuses the key.
+    let id = created["id"].as_str().unwrap();
+    let revoke = send(
+        no_kv.port,
+        "DELETE",
+        TENANT,
+        &format!("/api/v1/api-keys/{id}"),
+        &[("Authorization", &admin)],
+        None,
+    );
+    assert_eq!(
+        (revoke.status, revoke.code()),
+        (503, "service_unavailable".to_string())
+    );
+    assert_eq!(
+        send(
+            no_kv.port,
+            "GET",
+            TENANT,
+            &unique_path("no-kv"),
+            &[("X-Api-Key", key)],
+            None
+        )
+        .status,
+        401
+    );
+}

@@ -1,0 +1,188 @@
+//! The failed-authentication rate limit (20 failures per client IP per 60 s) and the headers
+//! every response carries.
+
+use crate::harness::*;
+use crate::trials;
+use serde_json::json;
+
+pub fn tests() -> Vec<libtest_mimic::Trial> {
+    trials!("limits":
+        repeated_failed_authentication_from_one_ip_gets_429_without_touching_storage,
+        every_kind_of_response_has_nosniff_and_keys_are_never_cached,
+    )
+}
+
+/// A random documentation address (RFC 3849), so that reruns within a minute never share one.
+fn client_ip() -> String {
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).unwrap();
+    let groups: Vec<String> = random
+        .chunks(2)
+        .map(|c| format!("{:x}", u16::from_be_bytes([c[0], c[1]])))
+        .collect();
+    format!("2001:db8:ffff::{}", groups.join(":"))
+}
+
+fn repeated_failed_authentication_from_one_ip_gets_429_without_touching_storage() {
+    let tenant = TestTenant::new("ratelimit");
+    let key = tenant.create_key(json!({"name": "valid"}))["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let attacker = client_ip();
+    for attempt in 1..=20 {
+        let guess = format!("rk_live_{:032x}", attempt);
+        let response = get(
+            &tenant.name,
+            &unique_path("guess"),
+            &[("X-Api-Key", &guess), ("CF-Connecting-IP", &attacker)],
+        );
+        assert_eq!(response.status, 401, "attempt {attempt}");
+    }
+    let limited = get(
+        &tenant.name,
+        &unique_path("guess"),
+        &[
+            ("X-Api-Key", "rk_live_ffff"),
+            ("CF-Connecting-IP", &attacker),
+        ],
+    );
+    assert_eq!(
+        (limited.status, limited.code()),
+        (429, "rate_limited".to_string()),
+        "{}",
+        limited.text()
+    );
+    let retry_after: u32 = limited.header("Retry-After").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after));
+
+    // Once blocked, the client is answered before any KV or D1 read, whatever it sends.
+    let path = unique_path("blocked");
+    let again = get(
+        &tenant.name,
+        &path,
+        &[("X-Api-Key", &key), ("CF-Connecting-IP", &attacker)],
+    );
+    assert_eq!(again.status, 429);
+    let line = log_line(again.header("X-Request-Id").unwrap());
+    assert_eq!(
+        (line["kvReads"].as_u64(), line["d1Queries"].as_u64()),
+        (Some(0), Some(0)),
+        "{line}"
+    );
+    assert!(worker().origin.received(&path).is_empty());
+    let session = get(
+        &tenant.name,
+        "/api/v1/api-keys",
+        &[
+            ("Authorization", tenant.admin.as_str()),
+            ("CF-Connecting-IP", &attacker),
+        ],
+    );
+    assert_eq!(session.status, 429);
+
+    // Everyone else is unaffected.
+    let other_ip = client_ip();
+    assert_eq!(
+        get(
+            &tenant.name,
+            &unique_path("ok"),
+            &[("X-Api-Key", &key), ("CF-Connecting-IP", &other_ip)]
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        get(&tenant.name, "/api/v1/api-keys", &tenant.admin_headers()).status,
+        200
+    );
+}
+
+fn every_kind_of_response_has_nosniff_and_keys_are_never_cached() {
+    let tenant = TestTenant::new("headers");
+    let created = send_json(
+        "POST",
+        &tenant.name,
+        "/api/v1/api-keys",
+        &tenant.admin_headers(),
+        &json!({"name": "k"}),
+    );
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    let key = created.json()["key"].as_str().unwrap().to_string();
+    let rotated = request(
+        "POST",
+        &tenant.name,
+        &format!("/api/v1/api-keys/{id}/rotate"),
+        &tenant.admin_headers(),
+        None,
+    );
+    let new_key = rotated.json()["key"].as_str().unwrap().to_string();
+    let responses = [
+        ("create", created),
+        ("rotate", rotated),
+        (
+            "list",
+            get(&tenant.name, "/api/v1/api-keys", &tenant.admin_headers()),
+        ),
+        (
+            "forwarded",
+            get(&tenant.name, &unique_path("h"), &[("X-Api-Key", &new_key)]),
+        ),
+        (
+            "401",
+            get(&tenant.name, &unique_path("h"), &[("X-Api-Key", &key)]),
+        ),
+        (
+            "404",
+            get(
+                &tenant.name,
+                "/api/v1/api-keys/nope",
+                &tenant.admin_headers(),
+            ),
+        ),
+        (
+            "405",
+            request(
+                "PUT",
+                &tenant.name,
+                "/api/v1/api-keys",
+                &tenant.admin_headers(),
+                None,
+            ),
+        ),
+        ("400 host", get("bad_host.example", "/healthz", &[])),
+        (
+            "204",
+            request(
+                "DELETE",
+                &tenant.name,
+                &format!("/api/v1/api-keys/{id}"),
+                &tenant.admin_headers(),
+                None,
+            ),
+        ),
+    ];
+    for (label, response) in &responses {
+        assert_eq!(
+            response.header("X-Content-Type-Options"),
+            Some("nosniff"),
+            "{label}"
+        );
+        assert!(response.header("X-Request-Id").is_some(), "{label}");
+        let carries_key = [&key, &new_key]
+            .iter()
+            .any(|k| response.text().contains(k.as_str()));
+        assert_eq!(
+            carries_key,
+            matches!(*label, "create" | "rotate"),
+            "{label}"
+        );
+        if carries_key {
+            assert_eq!(
+                response.header("Cache-Control"),
+                Some("no-store"),
+                "{label}"
+            );
+        }
+    }
+}

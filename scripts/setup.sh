@@ -36,6 +36,14 @@ if ! cmp -s package-lock.json node_modules/.installed-lock 2>/dev/null; then
   cp package-lock.json node_modules/.installed-lock
 fi
 
+# schemathesis (the OpenAPI contract run of the test suite), only when its pins changed.
+if ! cmp -s requirements-test.txt .venv/.installed-requirements 2>/dev/null; then
+  step "python test tools (.venv, requirements-test.txt)"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt
+  cp requirements-test.txt .venv/.installed-requirements
+fi
+
 if [ ! -f .dev.vars ]; then
   step ".dev.vars from .dev.vars.example"
   cp .dev.vars.example .dev.vars

@@ -4,6 +4,7 @@ use crate::cache::kv::KvCache;
 use crate::domain::{cache_entry::Admitted, tenant::Tenant, time::Millis};
 use crate::error::AppError;
 use crate::log::RequestLog;
+use crate::rate_limit;
 use crate::service::{KeyCache, KeyStore, Keys, LastUsedThrottle};
 use crate::store::d1::D1Store;
 use std::cell::RefCell;
@@ -22,6 +23,8 @@ pub struct App<'a> {
     pub ctx: &'a Context,
     pub tenant: Tenant,
     pub now: Millis,
+    /// The client's IP (`CF-Connecting-IP`), for the failed-authentication rate limit.
+    pub client: Option<String>,
     pub log: &'a RequestLog,
     store: Option<D1Store>,
     cache: KvCache,
@@ -33,9 +36,11 @@ impl<'a> App<'a> {
         ctx: &'a Context,
         tenant: Tenant,
         now: Millis,
+        client: Option<String>,
         log: &'a RequestLog,
     ) -> App<'a> {
         App {
+            client,
             store: env.d1(DB_BINDING).ok().map(D1Store::new),
             cache: KvCache::new(env.kv(CACHE_BINDING).ok()),
             env,
@@ -78,6 +83,7 @@ impl<'a> App<'a> {
     /// Validates an `X-Api-Key` value. Schedules the cache fill and the lastUsedAt write off
     /// the response path. Every refusal is the same 401.
     pub async fn validate_key(&self, presented: &str) -> Result<Admitted, AppError> {
+        self.refuse_blocked_client()?;
         let validation = self
             .keys()?
             .validate(presented, &self.tenant, self.now)
@@ -117,6 +123,23 @@ impl<'a> App<'a> {
             });
         }
         Ok(admitted)
+    }
+
+    /// 429 for a client that failed authentication too often, before any credential is looked at
+    /// (and so before any KV or D1 read).
+    pub fn refuse_blocked_client(&self) -> Result<(), AppError> {
+        rate_limit::check(self.client.as_deref(), self.now)
+    }
+
+    /// Counts a 401 against the client; it becomes 429 once the client is over the limit.
+    pub async fn count_auth_failure(&self) -> AppError {
+        rate_limit::count_failure(
+            self.env,
+            self.client.as_deref(),
+            self.now,
+            AppError::Unauthorized,
+        )
+        .await
     }
 
     /// Copies the D1 and KV operation counts into the request log.

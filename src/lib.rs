@@ -22,10 +22,7 @@ mod store;
 
 #[cfg(target_arch = "wasm32")]
 mod entry {
-    use crate::{
-        app::App, domain::tenant::Tenant, error::AppError, http, log::RequestLog, rate_limit,
-        routes,
-    };
+    use crate::{app::App, domain::tenant::Tenant, error::AppError, http, log::RequestLog, routes};
     use worker::{console_log, event, Context, Date, Env, Request, Response, Result};
 
     /// Host → tenant → route, then the one place that turns errors into responses and logs.
@@ -47,22 +44,11 @@ mod entry {
                 log.set_tenant(tenant.as_str());
                 let now = started as i64;
                 let client = http::header(&req, "CF-Connecting-IP");
-                let client = client.as_deref();
-                let carries_credential = http::header(&req, "X-Api-Key").is_some()
-                    || http::header(&req, "Authorization").is_some();
-                let app = App::new(&env, &ctx, tenant, now, &log);
-                let result = match rate_limit::check(client.filter(|_| carries_credential), now) {
-                    Err(limited) => Err(limited),
-                    Ok(()) => routes::handle(req, &app).await,
-                };
+                let app = App::new(&env, &ctx, tenant, now, client, &log);
+                let result = routes::handle(req, &app).await;
                 app.record_counters();
                 match result {
-                    Err(AppError::Unauthorized) => {
-                        Err(
-                            rate_limit::count_failure(&env, client, now, AppError::Unauthorized)
-                                .await,
-                        )
-                    }
+                    Err(AppError::Unauthorized) => Err(app.count_auth_failure().await),
                     other => other,
                 }
             }

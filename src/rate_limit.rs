@@ -2,9 +2,10 @@
 //!
 //! Policy: every 401 counts one failure against the client's `CF-Connecting-IP`. Past
 //! `limit` failures within the binding's period (wrangler.toml: 20 per 60 s), the request is
-//! answered 429 with `Retry-After`, and the isolate then answers 429 to that client's requests
-//! that carry a credential until the period is over, without reading KV or D1. Successful
-//! requests never count, so valid keys used from other IPs are not affected.
+//! answered 429 with `Retry-After`, and the isolate then answers 429 to that client wherever a
+//! credential would be checked, until the period is over, without reading KV or D1. Successful
+//! requests never count, so valid keys used from other IPs are not affected, and paths that
+//! authenticate nothing (health, the OpenAPI document, forwarding without a key) stay open.
 
 use crate::domain::time::Millis;
 use crate::error::AppError;

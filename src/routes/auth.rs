@@ -16,6 +16,7 @@ pub async fn authenticate(req: &Request, app: &App<'_>) -> Result<Caller, AppErr
     if let Some(presented) = header(req, "X-Api-Key") {
         return app.validate_key(&presented).await.map(Caller::Key);
     }
+    app.refuse_blocked_client()?;
     let authorization = header(req, "Authorization").ok_or(AppError::Unauthorized)?;
     let token = authorization
         .strip_prefix("Bearer ")

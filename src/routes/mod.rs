@@ -19,6 +19,10 @@ pub async fn handle(req: Request, app: &App<'_>) -> Result<Response, AppError> {
             Method::Get | Method::Head => http::json(200, &serde_json::json!({"status": "ok"})),
             _ => Err(AppError::MethodNotAllowed { allow: "GET, HEAD" }),
         },
+        ["api", "v1", "openapi.json"] => match method {
+            Method::Get | Method::Head => openapi(),
+            _ => Err(AppError::MethodNotAllowed { allow: "GET, HEAD" }),
+        },
         ["api", "v1", "api-keys"] => match method {
             Method::Get => api_keys::list(req, app).await,
             Method::Post => api_keys::create(req, app).await,
@@ -49,4 +53,17 @@ pub async fn handle(req: Request, app: &App<'_>) -> Result<Response, AppError> {
 /// parsed only after authentication, so that a caller without rights learns nothing from it.
 fn key_id(segment: &str) -> Option<Uuid> {
     Uuid::try_parse(segment).ok()
+}
+
+/// The API's OpenAPI 3.1 document: `openapi.json` at the repository root, embedded at build time,
+/// so that what is served is exactly the file the contract tests read.
+const OPENAPI: &str = include_str!("../../openapi.json");
+
+fn openapi() -> Result<Response, AppError> {
+    let mut response = Response::ok(OPENAPI).map_err(http::internal("response"))?;
+    response
+        .headers_mut()
+        .set("Content-Type", "application/json")
+        .map_err(http::internal("header"))?;
+    Ok(response)
 }

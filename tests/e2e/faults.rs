@@ -8,7 +8,6 @@ use rally_edge_keys::domain::{
     key::PlainKey,
 };
 use serde_json::json;
-use std::fs;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -65,21 +64,7 @@ pub fn prepare(run_dir: &Path) -> Vec<(Instance, Option<String>)> {
     );
 
     // The same Worker with no KV binding at all, forwarding to a port where nothing listens.
-    let wrangler_toml = fs::read_to_string(project_root().join("wrangler.toml")).unwrap();
-    let compatibility_date = wrangler_toml
-        .lines()
-        .find(|l| l.starts_with("compatibility_date"))
-        .unwrap();
-    let config = run_dir.join("wrangler-no-kv.toml");
-    fs::write(
-        &config,
-        format!(
-            "name = \"rally-edge-keys-no-kv\"\nmain = \"{}\"\n{compatibility_date}\n\n[vars]\nROOT_DOMAIN = \"rallycrm.io\"\n\n\
-             [[d1_databases]]\nbinding = \"DB\"\ndatabase_name = \"rally-edge-keys\"\ndatabase_id = \"00000000-0000-4000-8000-000000000000\"\n",
-            project_root().join("build/index.js").display()
-        ),
-    )
-    .unwrap();
+    let config = generated_config(run_dir, "no-kv", false, false);
     let no_kv = Instance::prepare(run_dir, "no-kv", Some(config), true);
     let dead_origin = format!("http://127.0.0.1:{}", free_port());
     vec![(no_schema, None), (no_kv, Some(dead_origin))]

@@ -122,7 +122,8 @@ pub fn start() -> Running {
 
     let origin = Origin::start();
     let main = Instance::prepare(&run_dir, "main", None, true);
-    let faults = crate::faults::prepare(&run_dir);
+    let mut faults = crate::faults::prepare(&run_dir);
+    faults.push((crate::contract::prepare(&run_dir), None));
     let origin_url = format!("http://127.0.0.1:{}", origin.port);
     let mut children = vec![main.spawn(&origin_url)];
     children.extend(
@@ -146,13 +147,45 @@ pub fn start() -> Running {
     for (instance, _) in &faults {
         instance.wait_ready();
     }
-    crate::faults::started(faults.into_iter().map(|(instance, _)| instance).collect());
+    let mut instances: Vec<Instance> = faults.into_iter().map(|(instance, _)| instance).collect();
+    crate::contract::started(instances.pop().unwrap());
+    crate::faults::started(instances);
     eprintln!(
         "e2e: Worker ready on 127.0.0.1:{}, origin on 127.0.0.1:{}",
         worker().port,
         worker().origin.port
     );
     running
+}
+
+/// A wrangler config for an instance that differs from wrangler.toml: the same built Worker and
+/// D1 database, with or without the KV binding and the rate limiter. Paths are absolute, since
+/// the file lives in the run directory.
+pub fn generated_config(
+    run_dir: &Path,
+    name: &str,
+    with_kv: bool,
+    with_rate_limit: bool,
+) -> PathBuf {
+    let wrangler_toml = fs::read_to_string(project_root().join("wrangler.toml")).unwrap();
+    let compatibility_date = wrangler_toml
+        .lines()
+        .find(|l| l.starts_with("compatibility_date"))
+        .unwrap();
+    let mut config = format!(
+        "name = \"rally-edge-keys-{name}\"\nmain = \"{}\"\n{compatibility_date}\n\n[vars]\nROOT_DOMAIN = \"rallycrm.io\"\n\n\
+         [[d1_databases]]\nbinding = \"DB\"\ndatabase_name = \"rally-edge-keys\"\ndatabase_id = \"00000000-0000-4000-8000-000000000000\"\n",
+        project_root().join("build/index.js").display()
+    );
+    if with_kv {
+        config.push_str("\n[[kv_namespaces]]\nbinding = \"API_KEY_CACHE\"\nid = \"00000000000000000000000000000000\"\n");
+    }
+    if with_rate_limit {
+        config.push_str("\n[[ratelimits]]\nname = \"AUTH_FAILURE_LIMITER\"\nnamespace_id = \"1001\"\nsimple = { limit = 20, period = 60 }\n");
+    }
+    let path = run_dir.join(format!("wrangler-{name}.toml"));
+    fs::write(&path, config).unwrap();
+    path
 }
 
 /// One `wrangler dev` of the built Worker, with its own port, state directory and log.

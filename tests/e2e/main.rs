@@ -7,6 +7,7 @@ mod harness;
 
 mod auth;
 mod bad_input;
+mod contract;
 mod edge;
 mod faults;
 mod isolation;
@@ -28,6 +29,7 @@ fn main() {
     trials.extend(edge::tests());
     trials.extend(faults::tests());
     trials.extend(limits::tests());
+    trials.extend(contract::tests());
     let conclusion = libtest_mimic::run(&args, trials);
 
     // Last, when every other test has sent its traffic: no key, hash or token in any log.

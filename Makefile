@@ -1,5 +1,5 @@
 # The two commands of the README, and the benchmark. Each sets up what it needs itself.
-.PHONY: dev test build fuzz
+.PHONY: dev test build fuzz soak
 
 dev:
 	bash scripts/dev.sh
@@ -13,3 +13,8 @@ build:
 # Every cargo-fuzz target for FUZZ_SECONDS (default 60) each; needs nightly (see scripts/fuzz.sh).
 fuzz:
 	bash scripts/fuzz.sh
+
+# Load and soak: SOAK_SECONDS (60) at SOAK_CONNECTIONS (50) against workerd on 127.0.0.1, every
+# decision checked (bench/soak.mjs).
+soak: build
+	node_modules/.bin/node bench/soak.mjs

@@ -8,67 +8,21 @@
 //   - unknown, malformed and other tenants' keys always get 401; nothing ever gets a 5xx.
 // Exit status 1 on any wrong decision. Usage: make soak  (or node bench/soak.mjs after a build).
 
-import { Miniflare, supportedCompatibilityDate } from "miniflare";
 import http from "node:http";
-import { createHmac, randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { compatibilityDate, sessionToken as signSession, startOrigin, startWorker } from "./harness.mjs";
 
-const root = new URL("..", import.meta.url).pathname;
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
 const CONNECTIONS = Number(process.env.SOAK_CONNECTIONS ?? 50);
 const MAX_REQUESTS = 2_000_000; // a hard bound besides the time
 const TENANTS = ["soak-a", "soak-b", "soak-c", "soak-d"];
 const JWT_SECRET = randomBytes(24).toString("hex");
 
-// ---- the origin and the Worker ----------------------------------------------------------------
-const origin = http.createServer((req, res) => {
-  req.resume();
-  req.on("end", () => {
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end('{"origin":"ok"}');
-  });
-});
-await new Promise((resolve) => origin.listen(0, "127.0.0.1", resolve));
-
-const wranglerToml = readFileSync(`${root}wrangler.toml`, "utf8");
-// miniflare 4's workerd may be older than the project's date; the Worker uses no newer flag.
-const projectDate = wranglerToml.match(/^compatibility_date = "(.+)"/m)[1];
-const compatibilityDate = projectDate < supportedCompatibilityDate ? projectDate : supportedCompatibilityDate;
-const mf = new Miniflare({
-  host: "127.0.0.1",
-  port: 0,
-  // The Worker's one log line per request would drown the report; the e2e suite checks the log.
-  handleRuntimeStdio(stdout, stderr) {
-    stdout.resume();
-    stderr.resume();
-  },
-  workers: [{
-    name: "rally-edge-keys",
-    scriptPath: `${root}build/index.js`,
-    modules: true,
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
-    compatibilityDate,
-    d1Databases: ["DB"],
-    kvNamespaces: ["API_KEY_CACHE"],
-    ratelimits: { AUTH_FAILURE_LIMITER: { namespace_id: "1001", simple: { limit: 20, period: 60 } } },
-    bindings: {
-      ROOT_DOMAIN: "rallycrm.io",
-      ORIGIN_URL: `http://127.0.0.1:${origin.address().port}`,
-      JWT_SECRET,
-    },
-  }],
-});
-const workerUrl = await mf.ready;
-const db = await mf.getD1Database("DB");
-// D1's API takes one statement at a time; comments (which may hold a ';') go first.
-const schema = readFileSync(`${root}schema.sql`, "utf8").replace(/--.*$/gm, "");
-for (const statement of schema.split(";").map((s) => s.trim()).filter(Boolean)) {
-  await db.prepare(statement).run();
-}
+const origin = await startOrigin();
+const { mf, port } = await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET });
 
 // ---- HTTP --------------------------------------------------------------------------------------
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS + 4 });
-const port = Number(new URL(workerUrl).port);
 
 function send(method, tenant, path, headers = {}, body) {
   return new Promise((resolve, reject) => {
@@ -93,13 +47,7 @@ function send(method, tenant, path, headers = {}, body) {
   });
 }
 
-function sessionToken(tenant) {
-  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
-  const now = Math.floor(Date.now() / 1000);
-  const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub: "soak", tenant, role: "admin", exp: now + 3600 })}`;
-  return `Bearer ${body}.${createHmac("sha256", JWT_SECRET).update(body).digest("base64url")}`;
-}
-const admins = Object.fromEntries(TENANTS.map((t) => [t, sessionToken(t)]));
+const admins = Object.fromEntries(TENANTS.map((t) => [t, signSession(t, JWT_SECRET)]));
 
 async function createKey(tenant, name, scopes = "read,write") {
   const res = await send("POST", tenant, "/api/v1/api-keys", { authorization: admins[tenant] }, JSON.stringify({ name, scopes }));
@@ -239,6 +187,6 @@ console.log(`\nwrong decisions: ${violations.length}; 5xx responses: ${fiveXX}`)
 for (const v of violations.filter(Boolean).slice(0, 10)) console.log(" ", v);
 
 await mf.dispose();
-origin.close();
+origin.server.close();
 agent.destroy();
 process.exit(violations.length === 0 ? 0 : 1);

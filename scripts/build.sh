@@ -16,4 +16,14 @@ done
 if [ "${EDGE_KEYS_PREBUILT:-}" = 1 ] && [ -f build/index.js ]; then
   exit 0
 fi
-exec "$cargo_bin/worker-build" --release
+"$cargo_bin/worker-build" --release
+
+# worker-build keeps the wasm names section (about 110 KB, 35 KB gzipped) for symbolicated stack
+# traces. With panic = "abort" those traces are rare and short, and every byte is paid at each
+# cold start, so it is stripped. EDGE_KEYS_KEEP_NAMES=1 keeps it for a debugging build.
+if [ "${EDGE_KEYS_KEEP_NAMES:-}" != 1 ]; then
+  features="--enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory"
+  features="$features --enable-multivalue --enable-reference-types --enable-exception-handling"
+  # shellcheck disable=SC2086 # the features are separate words on purpose
+  "$WASM_OPT_BIN" build/index_bg.wasm $features --strip-debug --strip-producers -o build/index_bg.wasm
+fi

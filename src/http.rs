@@ -75,3 +75,16 @@ pub async fn read_json_body(req: &mut Request, optional: bool) -> Result<Vec<u8>
     }
     Ok(body)
 }
+
+/// The request URL's origin (`scheme://host[:port]`) and query, read from the URL string: the
+/// `url` crate would bring its IDNA tables into the wasm for this.
+pub fn origin_and_query(req: &Request) -> (String, Option<String>) {
+    let url = req.inner().url();
+    let url = url.split('#').next().unwrap_or_default();
+    let host_start = url.find("://").map_or(0, |i| i + 3);
+    let path_start = url[host_start..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| host_start + i);
+    let query = url.split_once('?').map(|(_, query)| query.to_string());
+    (url[..path_start].to_string(), query)
+}

@@ -3,6 +3,7 @@
 
 pub mod domain;
 pub mod error;
+pub mod query;
 pub mod service;
 
 #[cfg(target_arch = "wasm32")]

@@ -5,6 +5,7 @@ use crate::app::App;
 use crate::domain::{cursor::Cursor, model::ApiKeyResponse, request_body};
 use crate::error::AppError;
 use crate::http::{self, read_json_body};
+use crate::query;
 use uuid::Uuid;
 use worker::{Request, Response};
 
@@ -13,10 +14,10 @@ const MAX_LIMIT: u32 = 1000;
 
 pub async fn list(req: Request, app: &App<'_>) -> Result<Response, AppError> {
     require_admin(&req, app).await?;
-    let url = req.url().map_err(http::internal("url"))?;
+    let (origin, query) = http::origin_and_query(&req);
     let (mut limit, mut cursor) = (DEFAULT_LIMIT, None);
-    for (name, value) in url.query_pairs() {
-        match name.as_ref() {
+    for (name, value) in query::pairs(query.as_deref().unwrap_or_default()) {
+        match name.as_str() {
             "limit" => {
                 limit = value
                     .parse()
@@ -30,8 +31,9 @@ pub async fn list(req: Request, app: &App<'_>) -> Result<Response, AppError> {
                     })?
             }
             "cursor" => {
+                let key = cursor_key(app)?;
                 cursor = Some(
-                    Cursor::decode(&value, &app.tenant, cursor_key(app)?.as_bytes())
+                    Cursor::decode(&value, &app.tenant, key.as_bytes())
                         .ok_or(AppError::InvalidCursor)?,
                 )
             }
@@ -42,16 +44,12 @@ pub async fn list(req: Request, app: &App<'_>) -> Result<Response, AppError> {
     let body: Vec<ApiKeyResponse> = page.iter().map(|k| k.to_response(app.now)).collect();
     let mut response = http::json(200, &body)?;
     if let Some(next) = next {
-        let mut next_url = url.clone();
-        next_url
-            .query_pairs_mut()
-            .clear()
-            .append_pair("limit", &limit.to_string())
-            .append_pair(
-                "cursor",
-                &next.encode(&app.tenant, cursor_key(app)?.as_bytes()),
-            );
-        let link = format!("<{next_url}>; rel=\"next\"");
+        // The cursor is base64url and the limit digits: neither needs escaping in a URL.
+        let cursor = next.encode(&app.tenant, cursor_key(app)?.as_bytes());
+        let link = format!(
+            "<{origin}{}?limit={limit}&cursor={cursor}>; rel=\"next\"",
+            req.path()
+        );
         response
             .headers_mut()
             .set("Link", &link)

@@ -7,7 +7,7 @@ use crate::app::App;
 use crate::domain::scopes::Scopes;
 use crate::error::AppError;
 use crate::http::{self, header};
-use worker::{Fetch, Headers, Request, RequestInit, RequestRedirect, Response, Url};
+use worker::{Fetch, Headers, Request, RequestInit, RequestRedirect, Response};
 
 const IDENTITY_PREFIX: &str = "x-rally-";
 
@@ -26,19 +26,7 @@ pub async fn forward(req: Request, app: &App<'_>) -> Result<Response, AppError> 
         }
         None => None,
     };
-    let origin = app
-        .var("ORIGIN_URL")
-        .and_then(|o| Url::parse(&o).ok())
-        .ok_or(AppError::OriginNotConfigured)?;
-    let url = req.url().map_err(http::internal("url"))?;
-    let mut target = origin.clone();
-    target.set_path(&format!(
-        "{}{}",
-        origin.path().trim_end_matches('/'),
-        url.path()
-    ));
-    target.set_query(url.query());
-
+    let target = origin_target(app.var("ORIGIN_URL"), &req)?;
     let headers = Headers::new();
     for (name, value) in req.headers().entries() {
         // Client-sent identity headers are dropped whatever the credential: only the edge sets them.
@@ -67,8 +55,8 @@ pub async fn forward(req: Request, app: &App<'_>) -> Result<Response, AppError> 
         .with_redirect(RequestRedirect::Manual);
     // The body is streamed through, never buffered.
     init.with_body(req.inner().body().map(Into::into));
-    let outbound = Request::new_with_init(target.as_str(), &init)
-        .map_err(http::internal("outbound request"))?;
+    let outbound =
+        Request::new_with_init(&target, &init).map_err(http::internal("outbound request"))?;
     let response = Fetch::Request(outbound)
         .send()
         .await
@@ -87,4 +75,22 @@ pub async fn forward(req: Request, app: &App<'_>) -> Result<Response, AppError> 
         .with_status(status)
         .with_headers(copied)
         .body(body))
+}
+
+/// ORIGIN_URL (an http(s) URL, possibly with a path prefix) joined with the request's path and
+/// query, which are kept exactly as the client sent them.
+fn origin_target(origin: Option<String>, req: &Request) -> Result<String, AppError> {
+    let origin = origin.ok_or(AppError::OriginNotConfigured)?;
+    let base = origin.trim_end_matches('/');
+    let host = base
+        .strip_prefix("https://")
+        .or_else(|| base.strip_prefix("http://"));
+    if host.is_none_or(|h| h.is_empty() || h.starts_with('/')) {
+        return Err(AppError::OriginNotConfigured);
+    }
+    let (_, query) = http::origin_and_query(req);
+    Ok(match query {
+        Some(query) => format!("{base}{}?{query}", req.path()),
+        None => format!("{base}{}", req.path()),
+    })
 }

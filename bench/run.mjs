@@ -1,0 +1,178 @@
+// The benchmark: the release Worker and a JavaScript baseline in workerd (Miniflare's API, no
+// wrangler proxy), driven by wrk over 127.0.0.1. Every case runs BENCH_REPEATS times for
+// BENCH_SECONDS each, interleaved so that machine noise spreads over all cases; medians are
+// reported, with throughput ratios against (b) and (c) from the same run. A run in which any
+// response had an unexpected status does not count, and the table says how many there were.
+// Usage: make bench
+
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { createHash, randomBytes } from "node:crypto";
+import { gzipSync } from "node:zlib";
+import { readFileSync } from "node:fs";
+import { compatibilityDate, request, root, sessionToken, startOrigin, startWorker } from "./harness.mjs";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
+const JWT_SECRET = randomBytes(24).toString("hex");
+const TENANT = "bench";
+const LIST_TENANT = "bench-list";
+
+const origin = await startOrigin();
+const rust = await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET });
+const js = await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath: `${root}bench/baseline-worker.js` });
+
+// ---- seeding -----------------------------------------------------------------------------------
+async function createKey(port, tenant, scopes) {
+  const res = await request(port, "POST", `${tenant}.localhost`, "/api/v1/api-keys",
+    { authorization: sessionToken(tenant, JWT_SECRET), "content-type": "application/json" }, JSON.stringify({ name: "bench", scopes }));
+  if (res.status !== 201) throw new Error(`create: ${res.status} ${res.body}`);
+  return JSON.parse(res.body);
+}
+const valid = await createKey(rust.port, TENANT, "read,write");
+// The baseline reads the same kind of KV entry, under its own name.
+const validHash = createHash("sha256").update(valid.key).digest("hex");
+await js.kv.put(`key/${validHash}`, JSON.stringify({ id: valid.id, tenant: TENANT, scopes: "read,write" }));
+
+/// Adds `count` synthetic keys (random hashes) spread over 100 tenants, or all in one tenant.
+async function seed(count, tenant) {
+  const tenantSql = tenant ? "?2" : "'scale-' || (i % 100)";
+  await rust.db.prepare(
+    `INSERT INTO api_keys (id, tenant, key_prefix, name, scopes, created_at)
+     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+     SELECT lower(hex(randomblob(16))), ${tenantSql}, 'rk_live_0000', 'seed', 'read', 1700000000000 + i FROM n`,
+  ).bind(...(tenant ? [count, tenant] : [count])).run();
+  await rust.db.prepare(
+    `INSERT INTO api_key_secrets (key_hash, key_id, tenant, valid_until)
+     SELECT lower(hex(randomblob(32))), k.id, k.tenant, NULL FROM api_keys k
+     WHERE NOT EXISTS (SELECT 1 FROM api_key_secrets s WHERE s.tenant = k.tenant AND s.key_id = k.id)`,
+  ).run();
+}
+const countKeys = async () => (await rust.db.prepare("SELECT count(*) AS n FROM api_key_secrets").first()).n;
+
+// ---- wrk ---------------------------------------------------------------------------------------
+const cases = {
+  a: { what: "gateway, valid key, KV hit, forwarded", port: rust.port, headers: { "X-Api-Key": valid.key }, expect: 200 },
+  b: { what: "gateway, no key, forwarded (floor)", port: rust.port, headers: {}, expect: 200 },
+  c: { what: "JS baseline: SHA-256 + KV get + forward", port: js.port, headers: { "X-Api-Key": valid.key }, expect: 200 },
+  d: { what: "malformed key rejected", port: rust.port, headers: { "X-Api-Key": "rk_live_not-a-key" }, expect: 401 },
+  e: { what: "unknown key, negative cache", port: rust.port, headers: { "X-Api-Key": `rk_live_${"ab".repeat(16)}` }, expect: 401 },
+  f: { what: "D1 miss path (fresh unknown key each request)", port: rust.port, headers: {}, randomKey: true, expect: 401 },
+  g: { what: "list page (100 of 10,000 keys)", port: rust.port, tenant: LIST_TENANT, path: "/api/v1/api-keys",
+       headers: { Authorization: sessionToken(LIST_TENANT, JWT_SECRET) }, expect: 200 },
+};
+
+// wrk runs asynchronously: a blocked event loop would stop Node from draining workerd's output
+// pipe, and workerd would stall once that pipe is full.
+const wrk = promisify(execFile);
+
+async function runWrk(name) {
+  const c = cases[name];
+  const args = ["-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, "--latency", "-s", `${root}bench/wrk/check.lua`,
+    "-H", `Host: ${c.tenant ?? TENANT}.localhost`];
+  for (const [header, value] of Object.entries(c.headers)) args.push("-H", `${header}: ${value}`);
+  args.push(`http://127.0.0.1:${c.port}${c.path ?? "/crm/contacts?page=2"}`);
+  const { stdout: out } = await wrk("wrk", args, { env: { ...process.env, BENCH_RANDOM_KEY: c.randomKey ? "1" : "0" } });
+  const result = JSON.parse(out.split("\n").find((l) => l.startsWith("BENCH ")).slice(6));
+  const expected = result.statuses[c.expect] ?? 0;
+  return {
+    rps: result.requests / result.seconds,
+    p50: result.p50_us / 1000,
+    p99: result.p99_us / 1000,
+    unexpected: result.requests - expected + result.socket_errors,
+    statuses: result.statuses,
+  };
+}
+
+const median = (values) => {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+function summarise(runs) {
+  const counted = runs.filter((r) => r.unexpected === 0);
+  return {
+    rps: counted.length ? median(counted.map((r) => r.rps)) : NaN,
+    p50: counted.length ? median(counted.map((r) => r.p50)) : NaN,
+    p99: counted.length ? median(counted.map((r) => r.p99)) : NaN,
+    counted: counted.length,
+    unexpected: runs.reduce((n, r) => n + r.unexpected, 0),
+  };
+}
+
+// Warm both isolates and the caches (the KV entry of case a, the negative entry of case e).
+for (const name of ["a", "c", "e"]) {
+  const c = cases[name];
+  await wrk("wrk", ["-t1", "-c2", "-d1s", "-H", `Host: ${TENANT}.localhost`,
+    ...Object.entries(c.headers).flatMap(([h, v]) => ["-H", `${h}: ${v}`]), `http://127.0.0.1:${c.port}/crm/contacts`]);
+}
+
+// ---- phase 1: the D1 miss path as the table grows ----------------------------------------------
+const scale = [];
+for (const target of [10, 10_000, 100_000]) {
+  const have = await countKeys();
+  if (target > have) await seed(target - have);
+  const stored = await countKeys();
+  const runs = [];
+  for (let i = 0; i < REPEATS; i++) runs.push(await runWrk("f"));
+  scale.push({ stored, ...summarise(runs) });
+  console.error(`scale: ${stored} keys stored, miss path ${scale.at(-1).rps.toFixed(0)} req/s`);
+}
+const plan = (await rust.db.prepare(
+  `EXPLAIN QUERY PLAN SELECT s.key_hash, k.id, k.tenant, k.scopes, k.expires_at, k.revoked_at, s.valid_until
+   FROM api_key_secrets s JOIN api_keys k ON k.id = s.key_id WHERE s.key_hash = ?1`,
+).bind("0".repeat(64)).all()).results;
+
+// ---- phase 2: every case, interleaved ----------------------------------------------------------
+await seed(10_000, LIST_TENANT);
+const results = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));
+for (let i = 0; i < REPEATS; i++) {
+  for (const name of Object.keys(cases)) {
+    results[name].push(await runWrk(name));
+    console.error(`run ${i + 1}/${REPEATS} case ${name}: ${results[name].at(-1).rps.toFixed(0)} req/s, unexpected ${results[name].at(-1).unexpected}`);
+  }
+}
+const summary = Object.fromEntries(Object.entries(results).map(([name, runs]) => [name, summarise(runs)]));
+
+// ---- report ------------------------------------------------------------------------------------
+const wasm = readFileSync(`${root}build/index_bg.wasm`);
+const glue = readFileSync(`${root}build/index.js`);
+const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
+const fixed = (n, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
+const lines = [];
+lines.push(`wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${REPEATS} interleaved runs per case, medians; workerd via miniflare, compatibility date ${compatibilityDate}; ${new Date().toISOString()}`);
+lines.push("");
+lines.push("| case | what | req/s | ÷ (b) | ÷ (c) | p50 ms | p99 ms | runs counted | unexpected responses |");
+lines.push("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+for (const [name, s] of Object.entries(summary)) {
+  lines.push(`| (${name}) | ${cases[name].what} | ${fixed(s.rps)} | ${fixed(s.rps / summary.b.rps, 2)} | ${fixed(s.rps / summary.c.rps, 2)} | ${fixed(s.p50, 2)} | ${fixed(s.p99, 2)} | ${s.counted}/${REPEATS} | ${s.unexpected} |`);
+}
+lines.push("");
+lines.push("| keys stored | miss path req/s | ÷ (10 keys) | p50 ms | p99 ms | unexpected |");
+lines.push("| ---: | ---: | ---: | ---: | ---: | ---: |");
+for (const s of scale) {
+  lines.push(`| ${s.stored} | ${fixed(s.rps)} | ${fixed(s.rps / scale[0].rps, 2)} | ${fixed(s.p50, 2)} | ${fixed(s.p99, 2)} | ${s.unexpected} |`);
+}
+lines.push("");
+lines.push("EXPLAIN QUERY PLAN of the lookup by hash:");
+for (const row of plan) lines.push(`    ${row.detail}`);
+lines.push("");
+lines.push(`index_bg.wasm ${wasm.length} bytes (${kib(wasm.length)}), gzip -9 ${gzipSync(wasm, { level: 9 }).length} bytes (${kib(gzipSync(wasm, { level: 9 }).length)}); index.js ${glue.length} bytes`);
+const targets = [
+  ["(a) >= 0.85 x (b)", summary.a.rps >= 0.85 * summary.b.rps],
+  ["(a) >= 1.0 x (c)", summary.a.rps >= summary.c.rps],
+  ["(d) >= (a)", summary.d.rps >= summary.a.rps],
+  ["(e) >= (a)", summary.e.rps >= summary.a.rps],
+  ["miss path at 100,000 keys: p50 <= 1.3 x at 10 keys", scale[2].p50 <= 1.3 * scale[0].p50],
+  ["index_bg.wasm <= 150 KiB gzip", gzipSync(wasm, { level: 9 }).length <= 150 * 1024],
+];
+lines.push("");
+for (const [target, met] of targets) lines.push(`${met ? "met    " : "MISSED "} ${target}`);
+console.log(lines.join("\n"));
+
+await rust.mf.dispose();
+await js.mf.dispose();
+origin.server.close();
+const totalUnexpected = Object.values(summary).reduce((n, s) => n + s.unexpected, 0) + scale.reduce((n, s) => n + s.unexpected, 0);
+process.exit(totalUnexpected === 0 ? 0 : 1);

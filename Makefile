@@ -1,5 +1,5 @@
 # The two commands of the README, and the benchmark. Each sets up what it needs itself.
-.PHONY: dev test build fuzz soak
+.PHONY: dev test build bench fuzz soak
 
 dev:
 	bash scripts/dev.sh
@@ -9,6 +9,10 @@ test:
 
 build:
 	bash scripts/setup.sh && bash scripts/build.sh
+
+# Performance and size of the release Worker in workerd, wrk over 127.0.0.1 (BENCHMARKS.md).
+bench:
+	bash scripts/bench.sh
 
 # Every cargo-fuzz target for FUZZ_SECONDS (default 60) each; needs nightly (see scripts/fuzz.sh).
 fuzz:

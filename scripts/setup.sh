@@ -44,6 +44,14 @@ if ! cmp -s requirements-test.txt .venv/.installed-requirements 2>/dev/null; the
   cp requirements-test.txt .venv/.installed-requirements
 fi
 
+# Debian's Chromium for the settings page's browser test (playwright-core drives it; Playwright's
+# own browser download cannot work on these machines).
+if [ ! -x /usr/bin/chromium ]; then
+  step "chromium (apt)"
+  apt-get update -qq
+  apt-get install -y -qq chromium
+fi
+
 if [ ! -f .dev.vars ]; then
   step ".dev.vars from .dev.vars.example"
   cp .dev.vars.example .dev.vars

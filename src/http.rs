@@ -2,7 +2,7 @@
 
 use crate::error::AppError;
 use serde::Serialize;
-use worker::{Request, Response};
+use worker::{Headers, Request, Response};
 
 /// Bodies over this size get 413 (SPEC: 16 KiB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -87,4 +87,19 @@ pub fn origin_and_query(req: &Request) -> (String, Option<String>) {
         .map_or(url.len(), |i| host_start + i);
     let query = url.split_once('?').map(|(_, query)| query.to_string());
     (url[..path_start].to_string(), query)
+}
+
+/// A fetched response (from the origin or the assets) has immutable headers; this copies them
+/// into a new response around the same streamed body, so the edge can add its own headers.
+pub fn with_mutable_headers(response: Response) -> Result<Response, AppError> {
+    let status = response.status_code();
+    let copied = Headers::new();
+    for (name, value) in response.headers().entries() {
+        copied.append(&name, &value).map_err(internal("header"))?;
+    }
+    let (_, body) = response.into_parts();
+    Ok(Response::builder()
+        .with_status(status)
+        .with_headers(copied)
+        .body(body))
 }

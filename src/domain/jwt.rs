@@ -88,8 +88,8 @@ fn decode_json<T: for<'de> Deserialize<'de>>(segment: &str) -> Option<T> {
     serde_json::from_slice(&base64url::decode(segment)?).ok()
 }
 
-/// Signs claims as HS256. The service never issues tokens; this exists for the native tests and
-/// for the development token script's test of the same format.
+/// Signs claims as HS256. In production the CRM issues sessions; this Worker signs one only for
+/// the development sign-in of the settings page (off unless DEV_LOGIN is "enabled"), and tests.
 pub fn sign(claims: &serde_json::Value, secret: &[u8]) -> String {
     let header = base64url::encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let body = base64url::encode(claims.to_string().as_bytes());

@@ -9,5 +9,6 @@ pub mod key;
 pub mod model;
 pub mod request_body;
 pub mod scopes;
+pub mod session;
 pub mod tenant;
 pub mod time;

@@ -1,9 +1,9 @@
 //! Who is calling: a CRM session (HS256 JWT) or an API key of this tenant.
 
 use crate::app::App;
-use crate::domain::{cache_entry::Admitted, jwt};
+use crate::domain::{cache_entry::Admitted, jwt, session};
 use crate::error::AppError;
-use crate::http::header;
+use crate::http::{self, header};
 use worker::Request;
 
 pub enum Caller {
@@ -11,20 +11,42 @@ pub enum Caller {
     Key(Admitted),
 }
 
-/// An `X-Api-Key` header takes precedence over `Authorization`; every failure is the same 401.
+/// An `X-Api-Key` header takes precedence over `Authorization`, which takes precedence over the
+/// `rally_session` cookie; every failure is the same 401.
 pub async fn authenticate(req: &Request, app: &App<'_>) -> Result<Caller, AppError> {
     if let Some(presented) = header(req, "X-Api-Key") {
         return app.validate_key(&presented).await.map(Caller::Key);
     }
     app.refuse_blocked_client()?;
-    let authorization = header(req, "Authorization").ok_or(AppError::Unauthorized)?;
-    let token = authorization
-        .strip_prefix("Bearer ")
-        .or_else(|| authorization.strip_prefix("bearer "))
-        .ok_or(AppError::Unauthorized)?
-        .trim();
+    let token = match header(req, "Authorization") {
+        Some(authorization) => authorization
+            .strip_prefix("Bearer ")
+            .or_else(|| authorization.strip_prefix("bearer "))
+            .ok_or(AppError::Unauthorized)?
+            .trim()
+            .to_string(),
+        // The settings page's session travels in an HttpOnly cookie, which a browser attaches to
+        // cross-site requests too: those must prove they come from this origin.
+        None => {
+            let cookies = header(req, "Cookie").unwrap_or_default();
+            let token = session::session_from_cookies(&cookies).ok_or(AppError::Unauthorized)?;
+            let (request_origin, _) = http::origin_and_query(req);
+            let method = req.method().to_string();
+            let fetch_site = header(req, "Sec-Fetch-Site");
+            let origin = header(req, "Origin");
+            if !session::same_origin_or_safe(
+                &method,
+                fetch_site.as_deref(),
+                origin.as_deref(),
+                &request_origin,
+            ) {
+                return Err(AppError::Forbidden("Cross-site request refused.".into()));
+            }
+            token.to_string()
+        }
+    };
     let secret = app.jwt_secret()?;
-    let claims = jwt::verify(token, secret.as_bytes(), app.now as f64 / 1000.0)
+    let claims = jwt::verify(&token, secret.as_bytes(), app.now as f64 / 1000.0)
         .map_err(|_| AppError::Unauthorized)?;
     if claims.tenant != app.tenant.as_str() {
         return Err(AppError::Unauthorized);

@@ -62,19 +62,7 @@ pub async fn forward(req: Request, app: &App<'_>) -> Result<Response, AppError> 
         .await
         .map_err(|_| AppError::OriginUnreachable)?;
 
-    // A fetched response's headers are immutable; copy them so the edge can add its own.
-    let status = response.status_code();
-    let copied = Headers::new();
-    for (name, value) in response.headers().entries() {
-        copied
-            .append(&name, &value)
-            .map_err(http::internal("header"))?;
-    }
-    let (_, body) = response.into_parts();
-    Ok(Response::builder()
-        .with_status(status)
-        .with_headers(copied)
-        .body(body))
+    http::with_mutable_headers(response)
 }
 
 /// ORIGIN_URL (an http(s) URL, possibly with a path prefix) joined with the request's path and

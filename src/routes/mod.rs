@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod gateway;
+pub mod settings;
 
 use crate::app::App;
 use crate::error::AppError;
@@ -19,6 +20,7 @@ pub async fn handle(req: Request, app: &App<'_>) -> Result<Response, AppError> {
             Method::Get | Method::Head => http::json(200, &serde_json::json!({"status": "ok"})),
             _ => Err(AppError::MethodNotAllowed { allow: "GET, HEAD" }),
         },
+        ["settings", rest @ ..] => settings::handle(req, app, rest).await,
         ["api", "v1", "openapi.json"] => match method {
             Method::Get | Method::Head => openapi(),
             _ => Err(AppError::MethodNotAllowed { allow: "GET, HEAD" }),

@@ -25,6 +25,10 @@ pub fn prepare(run_dir: &std::path::Path) -> Instance {
     Instance::prepare(run_dir, "contract", Some(config), true)
 }
 
+pub fn port() -> u16 {
+    CONTRACT.get().unwrap().port
+}
+
 pub fn started(instance: Instance) {
     assert!(CONTRACT.set(instance).is_ok());
 }

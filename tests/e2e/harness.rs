@@ -121,7 +121,9 @@ pub fn start() -> Running {
     );
 
     let origin = Origin::start();
-    let main = Instance::prepare(&run_dir, "main", None, true);
+    // The main instance has the development sign-in, explicitly rather than through a
+    // developer's .dev.vars; the generated-config instances have no .dev.vars and so do not.
+    let main = Instance::prepare(&run_dir, "main", None, true).with_var("DEV_LOGIN:enabled");
     let mut faults = crate::faults::prepare(&run_dir);
     faults.push((crate::contract::prepare(&run_dir), None));
     let origin_url = format!("http://127.0.0.1:{}", origin.port);
@@ -196,6 +198,8 @@ pub struct Instance {
     pub log_path: PathBuf,
     /// A generated wrangler config, for instances that differ from wrangler.toml.
     config: Option<PathBuf>,
+    /// Extra `--var NAME:VALUE` arguments.
+    vars: Vec<String>,
 }
 
 impl Instance {
@@ -214,6 +218,7 @@ impl Instance {
             log_path: run_dir.join(format!("worker-{name}.log")),
             persist,
             config,
+            vars: Vec::new(),
         };
         if schema {
             instance.wrangler(
@@ -222,6 +227,12 @@ impl Instance {
             );
         }
         instance
+    }
+
+    /// Adds a `--var NAME:VALUE` to this instance's wrangler dev.
+    pub fn with_var(mut self, name_and_value: &str) -> Instance {
+        self.vars.push(name_and_value.to_string());
+        self
     }
 
     /// Runs a wrangler command against this instance's config and state.
@@ -250,6 +261,9 @@ impl Instance {
             .arg(&self.persist)
             .args(["--var", &format!("ORIGIN_URL:{origin_url}")])
             .args(["--var", &format!("JWT_SECRET:{JWT_SECRET}")]);
+        for var in &self.vars {
+            command.args(["--var", var]);
+        }
         if let Some(config) = &self.config {
             command.arg("--config").arg(config);
         }

@@ -13,6 +13,7 @@ mod faults;
 mod isolation;
 mod limits;
 mod management;
+mod settings;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -30,6 +31,7 @@ fn main() {
     trials.extend(faults::tests());
     trials.extend(limits::tests());
     trials.extend(contract::tests());
+    trials.extend(settings::tests());
     let conclusion = libtest_mimic::run(&args, trials);
 
     // Last, when every other test has sent its traffic: no key, hash or token in any log.

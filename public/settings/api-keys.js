@@ -1,0 +1,238 @@
+// The API keys settings page. It uses the same /api/v1/api-keys endpoints as every client, with
+// the CRM session cookie (rally_session) that the browser sends by itself. A revealed key lives
+// only in the reveal dialog's input until that dialog closes; nothing is kept in storage.
+"use strict";
+
+const $ = (selector) => document.querySelector(selector);
+const ACCESS_LABELS = { read: "Read only", "read,write": "Full Access", admin: "Admin", "read,admin": "Admin", "write,admin": "Admin", "read,write,admin": "Admin", write: "Write only" };
+
+function show(element, visible) {
+  element.hidden = !visible;
+}
+
+function announce(message) {
+  $("#status").textContent = message;
+}
+
+function showError(message) {
+  const box = $("#error");
+  box.textContent = message;
+  show(box, Boolean(message));
+}
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    credentials: "same-origin",
+    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error(data?.error?.message ?? `Request failed (${response.status}).`);
+    error.status = response.status;
+    throw error;
+  }
+  return data;
+}
+
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+
+function statusOf(key) {
+  if (key.isActive) return ["Active", "status-active"];
+  if (key.expiresAt && new Date(key.expiresAt) <= new Date()) return ["Expired", "status-expired"];
+  return ["Revoked", "status-revoked"];
+}
+
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function render(keys) {
+  const body = $("#table tbody");
+  body.replaceChildren();
+  show($("#empty"), keys.length === 0);
+  show($("#table"), keys.length > 0);
+  for (const key of keys) {
+    const row = body.insertRow();
+    row.dataset.id = key.id;
+    cell(row, key.name);
+    const prefix = cell(row, "");
+    const code = document.createElement("code");
+    code.textContent = `${key.keyPrefix}…`;
+    prefix.append(code);
+    cell(row, ACCESS_LABELS[key.scopes] ?? key.scopes);
+    cell(row, when(key.createdAt));
+    cell(row, key.createdBy ?? "—");
+    cell(row, when(key.lastUsedAt));
+    cell(row, key.expiresAt ? when(key.expiresAt) : "Never");
+    const [label, className] = statusOf(key);
+    cell(row, label, className).dataset.status = label;
+    const actions = row.insertCell();
+    actions.className = "row-actions";
+    if (key.isActive) {
+      for (const [text, handler] of [["Rename or change access", openEdit], ["Reset key", openReset], ["Revoke", openRevoke]]) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.textContent = text;
+        button.setAttribute("aria-label", `${text}: ${key.name}`);
+        button.addEventListener("click", () => handler(key));
+        actions.append(button);
+      }
+    }
+  }
+}
+
+async function load() {
+  show($("#loading"), true);
+  $("#keys").setAttribute("aria-busy", "true");
+  try {
+    const keys = await api("GET", "/api/v1/api-keys?limit=1000");
+    show($("#signin"), false);
+    show($("#keys"), true);
+    showError("");
+    render(keys);
+  } catch (error) {
+    if (error.status === 401) {
+      show($("#keys"), false);
+      show($("#signin"), true);
+    } else {
+      showError(error.message);
+    }
+  } finally {
+    show($("#loading"), false);
+    $("#keys").removeAttribute("aria-busy");
+  }
+}
+
+// ---- create, reveal -------------------------------------------------------------------------
+function reveal(created) {
+  const input = $("#reveal-key");
+  input.value = created.key;
+  $("#reveal-copied").textContent = "";
+  $("#reveal").showModal();
+  input.select();
+}
+
+function closeReveal() {
+  // The key leaves the page with the dialog.
+  $("#reveal-key").value = "";
+  $("#reveal-copied").textContent = "";
+  $("#reveal").close();
+}
+
+$("#reveal-copy").addEventListener("click", async () => {
+  try {
+    await navigator.clipboard.writeText($("#reveal-key").value);
+    $("#reveal-copied").textContent = "Copied to the clipboard.";
+  } catch {
+    $("#reveal-key").select();
+    $("#reveal-copied").textContent = "Select the key and copy it with your keyboard.";
+  }
+});
+$("#reveal-done").addEventListener("click", closeReveal);
+$("#reveal").addEventListener("cancel", (event) => {
+  event.preventDefault();
+  closeReveal();
+});
+
+$("#create-open").addEventListener("click", () => {
+  $("#create-form").reset();
+  $("#create").showModal();
+});
+
+$("#create-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const expiry = form.get("expiresAt");
+  const body = { name: form.get("name"), scopes: form.get("access") };
+  if (expiry) body.expiresAt = new Date(expiry).toISOString();
+  await act("Creating the key…", async () => {
+    const created = await api("POST", "/api/v1/api-keys", body);
+    $("#create").close();
+    await load();
+    reveal(created);
+    return `Created ${created.name}.`;
+  });
+});
+
+// ---- edit, reset, revoke --------------------------------------------------------------------
+let selected = null;
+
+function openEdit(key) {
+  selected = key;
+  $("#edit-name").value = key.name;
+  for (const radio of document.querySelectorAll("#edit-form [name=access]")) {
+    radio.checked = radio.value === (key.scopes.includes("admin") ? "admin" : key.scopes);
+  }
+  $("#edit").showModal();
+}
+
+function openReset(key) {
+  selected = key;
+  $("#reset [data-name]").textContent = key.name;
+  $("#reset-grace").value = "0";
+  $("#reset").showModal();
+}
+
+function openRevoke(key) {
+  selected = key;
+  $("#revoke [data-name]").textContent = key.name;
+  $("#revoke").showModal();
+}
+
+$("#edit-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  await act("Saving…", async () => {
+    await api("PATCH", `/api/v1/api-keys/${selected.id}`, { name: form.get("name"), scopes: form.get("access") });
+    $("#edit").close();
+    await load();
+    return "Saved.";
+  });
+});
+
+$("#reset-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const grace = Number(new FormData(event.target).get("grace"));
+  await act("Resetting the key…", async () => {
+    const rotated = await api("POST", `/api/v1/api-keys/${selected.id}/rotate`, { gracePeriodSeconds: grace });
+    $("#reset").close();
+    await load();
+    reveal(rotated);
+    return `Reset ${rotated.name}.`;
+  });
+});
+
+$("#revoke-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  await act("Revoking…", async () => {
+    await api("DELETE", `/api/v1/api-keys/${selected.id}`);
+    $("#revoke").close();
+    await load();
+    return `Revoked ${selected.name}.`;
+  });
+});
+
+for (const button of document.querySelectorAll("[data-close]")) {
+  button.addEventListener("click", () => button.closest("dialog").close());
+}
+
+/// Runs one change with a busy message, and shows its error in the dialog's place if it fails.
+async function act(busy, change) {
+  announce(busy);
+  showError("");
+  try {
+    announce(await change());
+  } catch (error) {
+    announce("");
+    showError(error.message);
+    for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+  }
+}
+
+load();

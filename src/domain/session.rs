@@ -1,0 +1,134 @@
+//! The CRM session as the settings page carries it: an HS256 JWT in the `rally_session` cookie
+//! (HttpOnly; Secure; SameSite=Strict), the cross-site check for state-changing requests that
+//! rely on it, and the development-only sign-in gate.
+
+pub const COOKIE_NAME: &str = "rally_session";
+/// The dev sign-in exists only when this var is exactly this value; wrangler.toml never sets it.
+pub const DEV_LOGIN_VAR: &str = "DEV_LOGIN";
+const DEV_LOGIN_ENABLED: &str = "enabled";
+pub const DEV_SESSION_SECONDS: i64 = 8 * 3600;
+
+/// The session token from a `Cookie` header, if it has one.
+pub fn session_from_cookies(cookie_header: &str) -> Option<&str> {
+    cookie_header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE_NAME)
+        .map(|(_, value)| value.trim_matches('"'))
+        .filter(|value| !value.is_empty())
+}
+
+/// Whether a cookie-authenticated request may change state. Safe methods always may. Others must
+/// show they come from this very origin: `Sec-Fetch-Site: same-origin`, or an `Origin` header equal
+/// to the request's own origin. A request with neither is refused, since a cookie alone proves
+/// nothing about who made the request.
+pub fn same_origin_or_safe(
+    method: &str,
+    sec_fetch_site: Option<&str>,
+    origin: Option<&str>,
+    request_origin: &str,
+) -> bool {
+    if matches!(method, "GET" | "HEAD" | "OPTIONS") {
+        return true;
+    }
+    match (sec_fetch_site, origin) {
+        (Some(site), _) if site != "same-origin" => false,
+        (_, Some(origin)) => origin.eq_ignore_ascii_case(request_origin),
+        (Some(_), None) => true,
+        (None, None) => false,
+    }
+}
+
+/// The dev sign-in is enabled only by an explicit `DEV_LOGIN = "enabled"`.
+pub fn dev_login_enabled(var: Option<&str>) -> bool {
+    var == Some(DEV_LOGIN_ENABLED)
+}
+
+/// The `Set-Cookie` value for a session token.
+pub fn session_cookie(token: &str, max_age_seconds: i64) -> String {
+    format!("{COOKIE_NAME}={token}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={max_age_seconds}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_session_cookie_among_others() {
+        assert_eq!(
+            session_from_cookies("a=1; rally_session=tok.en.x; b=2"),
+            Some("tok.en.x")
+        );
+        assert_eq!(session_from_cookies("rally_session=\"q\""), Some("q"));
+        assert_eq!(session_from_cookies("rally_session_old=x; other=y"), None);
+        assert_eq!(session_from_cookies("rally_session="), None);
+        assert_eq!(session_from_cookies(""), None);
+    }
+
+    #[test]
+    fn state_changes_need_proof_of_same_origin() {
+        let own = "http://acme.localhost:8787";
+        assert!(same_origin_or_safe(
+            "GET",
+            Some("cross-site"),
+            Some("https://evil.test"),
+            own
+        ));
+        assert!(same_origin_or_safe(
+            "POST",
+            Some("same-origin"),
+            Some(own),
+            own
+        ));
+        assert!(same_origin_or_safe(
+            "DELETE",
+            Some("same-origin"),
+            None,
+            own
+        ));
+        assert!(same_origin_or_safe("PATCH", None, Some(own), own));
+        assert!(!same_origin_or_safe(
+            "POST",
+            Some("cross-site"),
+            Some(own),
+            own
+        ));
+        assert!(!same_origin_or_safe("POST", Some("same-site"), None, own));
+        assert!(!same_origin_or_safe(
+            "POST",
+            None,
+            Some("https://evil.test"),
+            own
+        ));
+        assert!(!same_origin_or_safe("DELETE", None, None, own));
+        assert!(!same_origin_or_safe(
+            "POST",
+            Some("same-origin"),
+            Some("https://evil.test"),
+            own
+        ));
+    }
+
+    #[test]
+    fn dev_login_is_off_unless_explicitly_enabled() {
+        for off in [None, Some(""), Some("true"), Some("1"), Some("Enabled")] {
+            assert!(!dev_login_enabled(off), "{off:?}");
+        }
+        assert!(dev_login_enabled(Some("enabled")));
+    }
+
+    #[test]
+    fn the_cookie_is_http_only_secure_and_strict() {
+        let cookie = session_cookie("t", 60);
+        for attribute in [
+            "rally_session=t",
+            "HttpOnly",
+            "Secure",
+            "SameSite=Strict",
+            "Path=/",
+            "Max-Age=60",
+        ] {
+            assert!(cookie.contains(attribute), "{attribute}");
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The API keys settings page: static files from `public/settings/` served through the Workers
+//! Static Assets binding, and the development-only sign-in that sets a session cookie.
+
+use crate::app::App;
+use crate::domain::{jwt, session};
+use crate::error::AppError;
+use crate::http::{self, header};
+use serde_json::json;
+use worker::{Method, Request, Response};
+
+pub const ASSETS_BINDING: &str = "ASSETS";
+
+pub async fn handle(req: Request, app: &App<'_>, rest: &[&str]) -> Result<Response, AppError> {
+    match (req.method(), rest) {
+        (Method::Post, ["dev-login"]) => dev_login(&req, app),
+        (_, ["dev-login"]) => Err(AppError::MethodNotAllowed { allow: "POST" }),
+        (Method::Get | Method::Head, _) => asset(req, app).await,
+        _ => Err(AppError::MethodNotAllowed { allow: "GET, HEAD" }),
+    }
+}
+
+async fn asset(req: Request, app: &App<'_>) -> Result<Response, AppError> {
+    let assets = app
+        .env
+        .assets(ASSETS_BINDING)
+        .map_err(|_| AppError::Unavailable(format!("binding {ASSETS_BINDING} is missing")))?;
+    let response = assets
+        .fetch_request(req)
+        .await
+        .map_err(http::internal("assets"))?;
+    let mut response = http::with_mutable_headers(response)?;
+    // The page loads only its own files, and no other site may frame it.
+    response
+        .headers_mut()
+        .set(
+            "Content-Security-Policy",
+            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        )
+        .map_err(http::internal("header"))?;
+    Ok(response)
+}
+
+/// Signs in as this tenant's admin, for local development only: it exists only when the var
+/// DEV_LOGIN is exactly "enabled" (.dev.vars.example sets it; wrangler.toml never does), and is
+/// otherwise a plain 404.
+fn dev_login(req: &Request, app: &App<'_>) -> Result<Response, AppError> {
+    if !session::dev_login_enabled(app.var(session::DEV_LOGIN_VAR).as_deref()) {
+        return Err(AppError::NotFound);
+    }
+    let (request_origin, _) = http::origin_and_query(req);
+    let (fetch_site, origin) = (header(req, "Sec-Fetch-Site"), header(req, "Origin"));
+    if !session::same_origin_or_safe(
+        "POST",
+        fetch_site.as_deref(),
+        origin.as_deref(),
+        &request_origin,
+    ) {
+        return Err(AppError::Forbidden("Cross-site request refused.".into()));
+    }
+    let tenant = app.tenant.as_str();
+    let claims = json!({
+        "sub": "dev-admin",
+        "tenant": tenant,
+        "role": "admin",
+        "email": format!("dev-admin@{tenant}.localhost"),
+        "exp": app.now / 1000 + session::DEV_SESSION_SECONDS,
+    });
+    let token = jwt::sign(&claims, app.jwt_secret()?.as_bytes());
+    let mut response = Response::empty()
+        .map_err(http::internal("response"))?
+        .with_status(303);
+    let headers = response.headers_mut();
+    headers
+        .set(
+            "Set-Cookie",
+            &session::session_cookie(&token, session::DEV_SESSION_SECONDS),
+        )
+        .map_err(http::internal("header"))?;
+    headers
+        .set("Location", "/settings/api-keys")
+        .map_err(http::internal("header"))?;
+    headers
+        .set("Cache-Control", "no-store")
+        .map_err(http::internal("header"))?;
+    Ok(response)
+}

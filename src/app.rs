@@ -87,9 +87,7 @@ impl<'a> App<'a> {
         let validation = self
             .keys()?
             .validate(presented, &self.tenant, self.now)
-            .await;
-        self.record_counters();
-        let validation = validation?;
+            .await?;
         self.log.set_cache(validation.cache.as_str());
         if let Some((hash, entry)) = validation.fill {
             let env = self.env.clone();

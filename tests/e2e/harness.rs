@@ -43,20 +43,25 @@ pub struct Running {
 impl Drop for Running {
     fn drop(&mut self) {
         for child in &mut self.children {
-            let group = format!("-{}", child.id());
-            let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            // workerd may outlive its parent for a moment; make sure the whole group is gone.
-            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-            let _ = child.wait();
+            kill_group(child);
         }
     }
+}
+
+/// Ends a wrangler and everything in its process group (workerd included).
+fn kill_group(child: &mut Child) {
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // workerd may outlive its parent for a moment; make sure the whole group is gone.
+    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    let _ = child.wait();
 }
 
 pub fn project_root() -> PathBuf {
@@ -72,12 +77,18 @@ fn tool_path() -> String {
     )
 }
 
+/// A free port below Linux's ephemeral range (32768-60999). The kernel hands out ports from that
+/// range to every bind(0), and each workerd makes several, so a port picked there by bind(0) can
+/// be taken again before wrangler binds it ("Address already in use").
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let mut random = [0u8; 2];
+        getrandom::fill(&mut random).unwrap();
+        let port = 20_000 + u16::from_be_bytes(random) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn run(command: &mut Command, what: &str) {
@@ -127,17 +138,45 @@ pub fn start() -> Running {
     let mut faults = crate::faults::prepare(&run_dir);
     faults.push((crate::contract::prepare(&run_dir), None));
     let origin_url = format!("http://127.0.0.1:{}", origin.port);
-    let mut children = vec![main.spawn(&origin_url)];
-    children.extend(
-        faults
-            .iter()
-            .map(|(instance, origin)| instance.spawn(origin.as_deref().unwrap_or(&origin_url))),
-    );
+    let mut instances = vec![(main, None)];
+    instances.extend(faults);
+    let origin_of = |o: &Option<String>| o.clone().unwrap_or_else(|| origin_url.clone());
+    // All start at once; Running owns them from here, so a panic below still kills every group.
+    let children = instances
+        .iter()
+        .map(|(instance, o)| instance.spawn(&origin_of(o)))
+        .collect();
+    let mut running = Running { children, run_dir };
+    for (i, (instance, o)) in instances.iter_mut().enumerate() {
+        // A wrangler that exits during start-up (a port taken after all) gets a new port.
+        for attempt in 1.. {
+            if instance.wait_ready(&mut running.children[i]) {
+                break;
+            }
+            assert!(
+                attempt < 3,
+                "{} exited during start-up {attempt} times; see {}",
+                instance.name,
+                instance.log_path.display()
+            );
+            eprintln!(
+                "e2e: {} exited during start-up; starting it again on another port",
+                instance.name
+            );
+            kill_group(&mut running.children[i]);
+            instance.port = free_port();
+            running.children[i] = instance.spawn(&origin_of(o));
+        }
+    }
     // scripts/test.sh checks, after the run, that nothing of these process groups survived.
-    let groups: Vec<String> = children.iter().map(|c| c.id().to_string()).collect();
+    let groups: Vec<String> = running
+        .children
+        .iter()
+        .map(|c| c.id().to_string())
+        .collect();
     fs::write(project_root().join(".e2e/wrangler.pgid"), groups.join("\n")).unwrap();
-    let running = Running { children, run_dir };
 
+    let (main, _) = instances.remove(0);
     let started = Worker {
         port: main.port,
         log_path: main.log_path.clone(),
@@ -145,13 +184,12 @@ pub fn start() -> Running {
         secrets: Mutex::new(Vec::new()),
     };
     assert!(WORKER.set(started).is_ok(), "the harness starts once");
-    main.wait_ready();
-    for (instance, _) in &faults {
-        instance.wait_ready();
-    }
-    let mut instances: Vec<Instance> = faults.into_iter().map(|(instance, _)| instance).collect();
-    crate::contract::started(instances.pop().unwrap());
-    crate::faults::started(instances);
+    let mut others: Vec<Instance> = instances
+        .into_iter()
+        .map(|(instance, _)| instance)
+        .collect();
+    crate::contract::started(others.pop().unwrap());
+    crate::faults::started(others);
     eprintln!(
         "e2e: Worker ready on 127.0.0.1:{}, origin on 127.0.0.1:{}",
         worker().port,
@@ -275,14 +313,18 @@ impl Instance {
             .expect("start wrangler dev")
     }
 
-    fn wait_ready(&self) {
+    /// Waits until the Worker answers; false if wrangler exited first.
+    fn wait_ready(&self, child: &mut Child) -> bool {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             // Probe the port first: the client panics on a refused connection.
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
                 && send(self.port, "GET", "acme", "/healthz", &[], None).status == 200
             {
-                return;
+                return true;
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                return false;
             }
             assert!(
                 Instant::now() < deadline,

@@ -1,7 +1,7 @@
 //! One error type for the whole service, rendered to the JSON error body in exactly one place.
 //! Internal details are kept for the log and never reach a response body.
 
-use serde_json::json;
+use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum AppError {
@@ -138,11 +138,25 @@ impl AppError {
 
     /// `{"error": {"code", "message", "field"?}}`: the one place the error body is written.
     pub fn body(&self) -> String {
-        let mut error = json!({"code": self.code(), "message": self.message()});
-        if let Some(field) = self.field() {
-            error["field"] = json!(field);
+        #[derive(Serialize)]
+        struct Body<'a> {
+            error: Detail<'a>,
         }
-        json!({ "error": error }).to_string()
+        #[derive(Serialize)]
+        struct Detail<'a> {
+            code: &'a str,
+            message: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            field: Option<&'a str>,
+        }
+        let body = Body {
+            error: Detail {
+                code: self.code(),
+                message: self.message(),
+                field: self.field(),
+            },
+        };
+        serde_json::to_string(&body).unwrap_or_default()
     }
 
     /// What the log may say about this error, including internal detail but never a secret.
@@ -157,6 +171,7 @@ impl AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn internal_detail_never_reaches_the_body() {

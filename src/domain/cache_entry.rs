@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+// Externally tagged (`{"grant":{…}}` or `"deny"`): serde reads that in one pass, where an
+// internally tagged enum buffers the whole entry first, on every cache hit.
+#[serde(rename_all = "lowercase")]
 pub enum CacheEntry {
     Grant(Grant),
     /// Unknown, revoked, expired or rotated out. Each of these is final: no later change to D1

@@ -3,7 +3,7 @@
 
 use super::base64url;
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
+use serde::{de::IgnoredAny, Deserialize, Serialize};
 use sha2::Sha256;
 
 /// Tokens are a few hundred bytes; refusing large ones bounds the work an attacker can cause.
@@ -13,7 +13,7 @@ const MAX_TOKEN_LEN: usize = 8 * 1024;
 struct Header {
     alg: String,
     /// Extensions we do not understand must make the token invalid (RFC 7515 §4.1.11).
-    crit: Option<serde_json::Value>,
+    crit: Option<IgnoredAny>,
 }
 
 /// The claims this service reads; others (`iat`, `iss`, …) are ignored.
@@ -90,9 +90,10 @@ fn decode_json<T: for<'de> Deserialize<'de>>(segment: &str) -> Option<T> {
 
 /// Signs claims as HS256. In production the CRM issues sessions; this Worker signs one only for
 /// the development sign-in of the settings page (off unless DEV_LOGIN is "enabled"), and tests.
-pub fn sign(claims: &serde_json::Value, secret: &[u8]) -> String {
+pub fn sign<C: Serialize>(claims: &C, secret: &[u8]) -> String {
     let header = base64url::encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let body = base64url::encode(claims.to_string().as_bytes());
+    let json = serde_json::to_vec(claims).expect("claims serialise to JSON");
+    let body = base64url::encode(&json);
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(format!("{header}.{body}").as_bytes());
     format!(

@@ -65,10 +65,11 @@ impl KeyHash {
     }
 
     /// The KV name of this hash's cache entry is a further hash, so that a listing of the KV
-    /// namespace does not even reveal the hashes that D1 stores.
+    /// namespace does not even reveal the hashes that D1 stores. The version names the entries'
+    /// format (v2: externally tagged), so that a deployment never reads another's entries.
     pub fn cache_id(&self) -> String {
         let mut digest = Sha256::new();
-        digest.update(b"rally-edge-keys/kv/v1:");
+        digest.update(b"rally-edge-keys/kv/v2:");
         digest.update(self.0.as_bytes());
         hex::encode(digest.finalize())
     }

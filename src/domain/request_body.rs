@@ -6,7 +6,8 @@ use super::{
     time::{parse_rfc3339, Millis},
 };
 use crate::error::AppError;
-use serde_json::{Map, Value};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::fmt;
 
 const NAME_MAX_CHARS: usize = 100;
 pub const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
@@ -28,15 +29,15 @@ pub struct KeyChange {
 pub fn parse_create(body: &[u8], now: Millis) -> Result<NewKey, AppError> {
     let fields = json_object(body, &["name", "scopes", "expiresAt"])?;
     let name = match fields.get("name") {
-        None | Some(Value::Null) => return Err(AppError::validation("name", "name is required.")),
+        None | Some(Member::Null) => return Err(AppError::validation("name", "name is required.")),
         Some(value) => parse_name(value)?,
     };
     let scopes = match fields.get("scopes") {
-        None | Some(Value::Null) => Scopes::READ,
+        None | Some(Member::Null) => Scopes::READ,
         Some(value) => parse_scopes(value)?,
     };
     let expires_at = match fields.get("expiresAt") {
-        None | Some(Value::Null) => None,
+        None | Some(Member::Null) => None,
         Some(value) => Some(parse_expiry(value, now)?),
     };
     Ok(NewKey {
@@ -70,7 +71,7 @@ pub fn parse_rotate(body: &[u8]) -> Result<u64, AppError> {
     }
     let fields = json_object(body, &["gracePeriodSeconds"])?;
     match fields.get("gracePeriodSeconds") {
-        None | Some(Value::Null) => Ok(0),
+        None | Some(Member::Null) => Ok(0),
         Some(value) => value
             .as_u64()
             .filter(|s| *s <= MAX_GRACE_SECONDS)
@@ -85,19 +86,123 @@ pub fn parse_rotate(body: &[u8]) -> Result<u64, AppError> {
     }
 }
 
-fn json_object(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, AppError> {
-    let value: Value = serde_json::from_slice(body)
+fn json_object(body: &[u8], allowed: &[&str]) -> Result<Fields, AppError> {
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let value = MemberSeed { top: true }
+        .deserialize(&mut json)
+        .and_then(|value| json.end().map(|_| value))
         .map_err(|_| AppError::InvalidJson("The body is not valid JSON."))?;
-    let Value::Object(fields) = value else {
+    let Member::Object(fields) = value else {
         return Err(AppError::InvalidJson("The body must be a JSON object."));
     };
-    if let Some(unknown) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
+    if let Some((unknown, _)) = fields
+        .0
+        .iter()
+        .find(|(k, _)| !allowed.contains(&k.as_str()))
+    {
         return Err(AppError::UnknownField(unknown.chars().take(64).collect()));
     }
     Ok(fields)
 }
 
-fn parse_name(value: &Value) -> Result<String, AppError> {
+/// A body's members in document order. A repeated member counts as its last occurrence, as in
+/// JavaScript's `JSON.parse`.
+#[derive(Debug, PartialEq)]
+struct Fields(Vec<(String, Member)>);
+
+impl Fields {
+    fn get(&self, name: &str) -> Option<&Member> {
+        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+}
+
+/// A JSON value, as far as these bodies care: the body itself is an object, and its members
+/// hold only strings, whole numbers and null; anything else is the wrong type. Reading into
+/// this rather than `serde_json::Value` keeps Value's tree, its map and its float printing out
+/// of the wasm.
+#[derive(Debug, PartialEq)]
+enum Member {
+    /// Only at the top: nested objects are read past, as `Other`.
+    Object(Fields),
+    Null,
+    Text(String),
+    Whole(u64),
+    Other,
+}
+
+impl Member {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Member::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    fn as_u64(&self) -> Option<u64> {
+        match self {
+            Member::Whole(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+/// Reads one value; `top` says whether an object's members are kept or read past.
+#[derive(Clone, Copy)]
+struct MemberSeed {
+    top: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for MemberSeed {
+    type Value = Member;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Member, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MemberSeed {
+    type Value = Member;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Member, A::Error> {
+        if !self.top {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(Member::Other);
+        }
+        let mut fields = Vec::new();
+        while let Some(name) = map.next_key::<String>()? {
+            fields.push((name, map.next_value_seed(MemberSeed { top: false })?));
+        }
+        Ok(Member::Object(Fields(fields)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Member::Other)
+    }
+    fn visit_unit<E>(self) -> Result<Member, E> {
+        Ok(Member::Null)
+    }
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Member, E> {
+        Ok(Member::Text(text.to_string()))
+    }
+    fn visit_string<E>(self, text: String) -> Result<Member, E> {
+        Ok(Member::Text(text))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Member, E> {
+        Ok(Member::Whole(n))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Member, E> {
+        Ok(Member::Other)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Member, E> {
+        Ok(Member::Other)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Member, E> {
+        Ok(Member::Other)
+    }
+}
+
+fn parse_name(value: &Member) -> Result<String, AppError> {
     let name = value
         .as_str()
         .ok_or_else(|| AppError::validation("name", "name must be a string."))?
@@ -118,7 +223,7 @@ fn parse_name(value: &Value) -> Result<String, AppError> {
     Ok(name.to_string())
 }
 
-fn parse_scopes(value: &Value) -> Result<Scopes, AppError> {
+fn parse_scopes(value: &Member) -> Result<Scopes, AppError> {
     let list = value.as_str().ok_or_else(|| {
         AppError::validation(
             "scopes",
@@ -137,7 +242,7 @@ fn parse_scopes(value: &Value) -> Result<Scopes, AppError> {
     })
 }
 
-fn parse_expiry(value: &Value, now: Millis) -> Result<Millis, AppError> {
+fn parse_expiry(value: &Member, now: Millis) -> Result<Millis, AppError> {
     let at = value.as_str().and_then(parse_rfc3339).ok_or_else(|| {
         AppError::validation(
             "expiresAt",
@@ -163,7 +268,7 @@ mod tests {
         result: Result<impl std::fmt::Debug, AppError>,
     ) -> (&'static str, Option<String>) {
         let error = result.unwrap_err();
-        let body: Value = serde_json::from_str(&error.body()).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&error.body()).unwrap();
         (
             error.code(),
             body["error"]["field"].as_str().map(String::from),
@@ -253,6 +358,28 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn the_last_of_repeated_members_counts_and_the_first_unknown_is_named() {
+        let parsed = parse_create(br#"{"name": "first", "name": "second"}"#, NOW).unwrap();
+        assert_eq!(parsed.name, "second");
+        assert_eq!(
+            code_and_field(parse_create(
+                br#"{"name": "x", "zeta": 1, "alpha": 2}"#,
+                NOW
+            )),
+            ("unknown_field", Some("zeta".into()))
+        );
+        // Nested values of a known member are read past, and are simply the wrong type.
+        assert_eq!(
+            code_and_field(parse_create(br#"{"name": {"a": [1, {"b": null}]}}"#, NOW)),
+            ("validation_error", Some("name".into()))
+        );
+        assert_eq!(
+            code_and_field(parse_create(br#"[{"name": "x"}, 1.5]"#, NOW)),
+            ("invalid_json", None)
+        );
     }
 
     #[test]

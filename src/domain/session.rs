@@ -2,6 +2,9 @@
 //! (HttpOnly; Secure; SameSite=Strict), the cross-site check for state-changing requests that
 //! rely on it, and the development-only sign-in gate.
 
+use super::{tenant::Tenant, time::Millis};
+use serde::Serialize;
+
 pub const COOKIE_NAME: &str = "rally_session";
 /// The dev sign-in exists only when this var is exactly this value; wrangler.toml never sets it.
 pub const DEV_LOGIN_VAR: &str = "DEV_LOGIN";
@@ -44,6 +47,27 @@ pub fn dev_login_enabled(var: Option<&str>) -> bool {
     var == Some(DEV_LOGIN_ENABLED)
 }
 
+/// The claims of a development admin session for `tenant`, valid for `DEV_SESSION_SECONDS` from
+/// `now`: the shape the CRM's own sessions have.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct DevAdminClaims {
+    pub sub: &'static str,
+    pub tenant: String,
+    pub role: &'static str,
+    pub email: String,
+    pub exp: i64,
+}
+
+pub fn dev_admin_claims(tenant: &Tenant, now: Millis) -> DevAdminClaims {
+    DevAdminClaims {
+        sub: "dev-admin",
+        tenant: tenant.to_string(),
+        role: "admin",
+        email: format!("dev-admin@{tenant}.localhost"),
+        exp: now / 1000 + DEV_SESSION_SECONDS,
+    }
+}
+
 /// The `Set-Cookie` value for a session token.
 pub fn session_cookie(token: &str, max_age_seconds: i64) -> String {
     format!("{COOKIE_NAME}={token}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={max_age_seconds}")
@@ -52,6 +76,16 @@ pub fn session_cookie(token: &str, max_age_seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dev_admin_claims_name_the_tenant_and_last_eight_hours() {
+        let tenant = Tenant::from_host("acme.localhost:8787", "rallycrm.io").unwrap();
+        let claims = dev_admin_claims(&tenant, 1_700_000_000_500);
+        assert_eq!(
+            serde_json::to_string(&claims).unwrap(),
+            r#"{"sub":"dev-admin","tenant":"acme","role":"admin","email":"dev-admin@acme.localhost","exp":1700028800}"#
+        );
+    }
 
     #[test]
     fn finds_the_session_cookie_among_others() {

@@ -17,12 +17,12 @@ pub async fn handle(req: Request, app: &App<'_>) -> Result<Response, AppError> {
     let method = req.method();
     match segments.as_slice() {
         ["healthz"] => match method {
-            Method::Get | Method::Head => http::json(200, &serde_json::json!({"status": "ok"})),
+            Method::Get | Method::Head => static_json(r#"{"status":"ok"}"#),
             _ => Err(AppError::MethodNotAllowed { allow: "GET, HEAD" }),
         },
         ["settings", rest @ ..] => settings::handle(req, app, rest).await,
         ["api", "v1", "openapi.json"] => match method {
-            Method::Get | Method::Head => openapi(),
+            Method::Get | Method::Head => static_json(OPENAPI),
             _ => Err(AppError::MethodNotAllowed { allow: "GET, HEAD" }),
         },
         ["api", "v1", "api-keys"] => match method {
@@ -61,8 +61,8 @@ fn key_id(segment: &str) -> Option<Uuid> {
 /// so that what is served is exactly the file the contract tests read.
 const OPENAPI: &str = include_str!("../../openapi.json");
 
-fn openapi() -> Result<Response, AppError> {
-    let mut response = Response::ok(OPENAPI).map_err(http::internal("response"))?;
+fn static_json(body: &'static str) -> Result<Response, AppError> {
+    let mut response = Response::ok(body).map_err(http::internal("response"))?;
     response
         .headers_mut()
         .set("Content-Type", "application/json")

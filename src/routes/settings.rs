@@ -5,7 +5,6 @@ use crate::app::App;
 use crate::domain::{jwt, session};
 use crate::error::AppError;
 use crate::http::{self, header};
-use serde_json::json;
 use worker::{Method, Request, Response};
 
 pub const ASSETS_BINDING: &str = "ASSETS";
@@ -57,15 +56,10 @@ fn dev_login(req: &Request, app: &App<'_>) -> Result<Response, AppError> {
     ) {
         return Err(AppError::Forbidden("Cross-site request refused.".into()));
     }
-    let tenant = app.tenant.as_str();
-    let claims = json!({
-        "sub": "dev-admin",
-        "tenant": tenant,
-        "role": "admin",
-        "email": format!("dev-admin@{tenant}.localhost"),
-        "exp": app.now / 1000 + session::DEV_SESSION_SECONDS,
-    });
-    let token = jwt::sign(&claims, app.jwt_secret()?.as_bytes());
+    let token = jwt::sign(
+        &session::dev_admin_claims(&app.tenant, app.now),
+        app.jwt_secret()?.as_bytes(),
+    );
     let mut response = Response::empty()
         .map_err(http::internal("response"))?
         .with_status(303);

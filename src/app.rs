@@ -1,13 +1,13 @@
 //! Per-request state of the Worker: the tenant, the clock, the bindings and the request log.
 
-use crate::cache::kv::KvCache;
+use crate::cache::kv::{KvCache, KvNamespace};
 use crate::domain::{cache_entry::Admitted, tenant::Tenant, time::Millis};
 use crate::error::AppError;
 use crate::log::RequestLog;
 use crate::rate_limit;
 use crate::service::{KeyCache, KeyStore, Keys, LastUsedThrottle};
 use crate::store::d1::D1Store;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use worker::{Context, Env};
 
 pub const DB_BINDING: &str = "DB";
@@ -26,7 +26,8 @@ pub struct App<'a> {
     /// The client's IP (`CF-Connecting-IP`), for the failed-authentication rate limit.
     pub client: Option<String>,
     pub log: &'a RequestLog,
-    store: Option<D1Store>,
+    /// Looked up on first use: the gateway's cache hits never need D1.
+    store: OnceCell<Option<D1Store>>,
     cache: KvCache,
 }
 
@@ -41,8 +42,8 @@ impl<'a> App<'a> {
     ) -> App<'a> {
         App {
             client,
-            store: env.d1(DB_BINDING).ok().map(D1Store::new),
-            cache: KvCache::new(env.kv(CACHE_BINDING).ok()),
+            store: OnceCell::new(),
+            cache: KvCache::new(KvNamespace::from_env(env, CACHE_BINDING)),
             env,
             ctx,
             tenant,
@@ -55,6 +56,7 @@ impl<'a> App<'a> {
         // A missing KV binding is not fatal: the cache then fails every call and D1 answers.
         let store = self
             .store
+            .get_or_init(|| self.env.d1(DB_BINDING).ok().map(D1Store::new))
             .as_ref()
             .ok_or_else(|| AppError::Unavailable(format!("binding {DB_BINDING} is missing")))?;
         Ok(Keys {
@@ -92,7 +94,7 @@ impl<'a> App<'a> {
         if let Some((hash, entry)) = validation.fill {
             let env = self.env.clone();
             self.ctx.wait_until(async move {
-                let cache = KvCache::new(env.kv(CACHE_BINDING).ok());
+                let cache = KvCache::new(KvNamespace::from_env(&env, CACHE_BINDING));
                 if let Err(e) = cache.fill(&hash, &entry).await {
                     worker::console_error!(
                         "{{\"event\":\"cache_fill_failed\",\"detail\":{:?}}}",
@@ -142,7 +144,11 @@ impl<'a> App<'a> {
 
     /// Copies the D1 and KV operation counts into the request log.
     pub fn record_counters(&self) {
-        let queries = self.store.as_ref().map_or(0, |s| s.queries.get());
+        let queries = self
+            .store
+            .get()
+            .and_then(Option::as_ref)
+            .map_or(0, |s| s.queries.get());
         let reads = self.cache.reads.get();
         self.log.set_counters(queries, reads);
     }

@@ -1,8 +1,10 @@
 //! HTTP helpers for the Worker: JSON responses, the error response, and bounded JSON bodies.
 
 use crate::error::AppError;
+use crate::query::split_url;
 use serde::Serialize;
-use worker::{Headers, Request, Response};
+use worker::wasm_bindgen::JsValue;
+use worker::{web_sys, Request, Response};
 
 /// Bodies over this size get 413 (SPEC: 16 KiB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -76,30 +78,25 @@ pub async fn read_json_body(req: &mut Request, optional: bool) -> Result<Vec<u8>
     Ok(body)
 }
 
-/// The request URL's origin (`scheme://host[:port]`) and query, read from the URL string: the
-/// `url` crate would bring its IDNA tables into the wasm for this.
+/// The request URL's origin (`scheme://host[:port]`) and query.
 pub fn origin_and_query(req: &Request) -> (String, Option<String>) {
     let url = req.inner().url();
-    let url = url.split('#').next().unwrap_or_default();
-    let host_start = url.find("://").map_or(0, |i| i + 3);
-    let path_start = url[host_start..]
-        .find(['/', '?'])
-        .map_or(url.len(), |i| host_start + i);
-    let query = url.split_once('?').map(|(_, query)| query.to_string());
-    (url[..path_start].to_string(), query)
+    let parts = split_url(&url);
+    (parts.origin.to_string(), parts.query.map(String::from))
 }
 
-/// A fetched response (from the origin or the assets) has immutable headers; this copies them
-/// into a new response around the same streamed body, so the edge can add its own headers.
-pub fn with_mutable_headers(response: Response) -> Result<Response, AppError> {
-    let status = response.status_code();
-    let copied = Headers::new();
-    for (name, value) in response.headers().entries() {
-        copied.append(&name, &value).map_err(internal("header"))?;
-    }
-    let (_, body) = response.into_parts();
-    Ok(Response::builder()
-        .with_status(status)
-        .with_headers(copied)
-        .body(body))
+pub fn js_internal(context: &str) -> impl Fn(JsValue) -> AppError + '_ {
+    move |e| AppError::Internal(format!("{context}: {e:?}"))
+}
+
+/// A fetched response (from the origin or the assets) has immutable headers. This wraps the same
+/// streamed body in a new response whose headers the runtime copies in one call, so that the
+/// edge can add its own.
+pub fn with_mutable_headers(fetched: web_sys::Response) -> Result<web_sys::Response, AppError> {
+    let init = web_sys::ResponseInit::new();
+    init.set_status(fetched.status());
+    init.set_status_text(&fetched.status_text());
+    init.set_headers(&fetched.headers());
+    web_sys::Response::new_with_opt_readable_stream_and_init(fetched.body().as_ref(), &init)
+        .map_err(js_internal("response"))
 }

@@ -23,30 +23,34 @@ mod store;
 
 #[cfg(target_arch = "wasm32")]
 mod entry {
-    use crate::{app::App, domain::tenant::Tenant, error::AppError, http, log::RequestLog, routes};
-    use worker::{console_log, event, Context, Date, Env, Request, Response, Result};
+    use crate::{app::App, domain::tenant::Tenant, error::AppError, http, log::RequestLog};
+    use crate::{query::split_url, routes};
+    use worker::{console_log, event, web_sys, Context, Date, Env, Result};
 
     /// Host → tenant → route, then the one place that turns errors into responses and logs.
+    /// It takes the runtime's request as it is: the gateway, the hot path, needs nothing more.
     #[event(fetch)]
-    async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
         let started = Date::now().as_millis();
-        let request_id = http::header(&req, "cf-ray").unwrap_or_else(new_request_id);
-        let log = RequestLog::new(&request_id, req.method().as_ref(), &req.path());
+        let headers = req.headers();
+        let header = |name: &str| headers.get(name).ok().flatten();
+        let request_id = header("cf-ray").unwrap_or_else(new_request_id);
+        let url = req.url();
+        let url = split_url(&url);
+        let log = RequestLog::new(&request_id, &req.method(), url.path);
 
         let root_domain = env
             .var("ROOT_DOMAIN")
             .map(|v| v.to_string())
             .unwrap_or_default();
-        let tenant =
-            http::header(&req, "Host").and_then(|host| Tenant::from_host(&host, &root_domain));
+        let tenant = header("Host").and_then(|host| Tenant::from_host(&host, &root_domain));
         let result = match tenant {
             None => Err(AppError::InvalidHost),
             Some(tenant) => {
                 log.set_tenant(tenant.as_str());
                 let now = started as i64;
-                let client = http::header(&req, "CF-Connecting-IP");
-                let app = App::new(&env, &ctx, tenant, now, client, &log);
-                let result = routes::handle(req, &app).await;
+                let app = App::new(&env, &ctx, tenant, now, header("CF-Connecting-IP"), &log);
+                let result = routes::handle(req, &url, &app).await;
                 app.record_counters();
                 match result {
                     Err(AppError::Unauthorized) => Err(app.count_auth_failure().await),
@@ -54,17 +58,17 @@ mod entry {
                 }
             }
         };
-        let mut response = match result {
+        let response = match result {
             Ok(response) => {
-                log.set_outcome(response.status_code(), "ok", None);
+                log.set_outcome(response.status(), "ok", None);
                 response
             }
             Err(error) => {
                 log.set_outcome(error.status(), error.code(), error.log_detail());
-                http::error_response(&error)
+                http::error_response(&error).into()
             }
         };
-        let headers = response.headers_mut();
+        let headers = response.headers();
         headers.set("X-Request-Id", &request_id)?;
         headers.set("X-Content-Type-Options", "nosniff")?;
         console_log!(

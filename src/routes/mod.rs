@@ -8,14 +8,32 @@ pub mod settings;
 use crate::app::App;
 use crate::error::AppError;
 use crate::http;
+use crate::query::UrlParts;
 use uuid::Uuid;
-use worker::{Method, Request, Response};
+use worker::{web_sys, Method, Request, Response};
 
-pub async fn handle(req: Request, app: &App<'_>) -> Result<Response, AppError> {
-    let path = req.path();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let method = req.method();
+/// The gateway gets the runtime's request as it is; this service's own paths get `worker`'s
+/// wrapper, whose conversion costs more but buys its conveniences.
+pub async fn handle(
+    req: web_sys::Request,
+    url: &UrlParts<'_>,
+    app: &App<'_>,
+) -> Result<web_sys::Response, AppError> {
+    let segments: Vec<&str> = url.path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
+        ["healthz"]
+        | ["settings", ..]
+        | ["api", "v1", "openapi.json"]
+        | ["api", "v1", "api-keys", ..] => own(Request::from(req), &segments, app)
+            .await
+            .map(Into::into),
+        _ => gateway::forward(req, url, app).await,
+    }
+}
+
+async fn own(req: Request, segments: &[&str], app: &App<'_>) -> Result<Response, AppError> {
+    let method = req.method();
+    match segments {
         ["healthz"] => match method {
             Method::Get | Method::Head => static_json(r#"{"status":"ok"}"#),
             _ => Err(AppError::MethodNotAllowed { allow: "GET, HEAD" }),
@@ -46,8 +64,7 @@ pub async fn handle(req: Request, app: &App<'_>) -> Result<Response, AppError> {
             Method::Post => api_keys::rotate(req, app, key_id(id)).await,
             _ => Err(AppError::MethodNotAllowed { allow: "POST" }),
         },
-        ["api", "v1", "api-keys", ..] => Err(AppError::NotFound),
-        _ => gateway::forward(req, app).await,
+        _ => Err(AppError::NotFound),
     }
 }
 

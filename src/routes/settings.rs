@@ -27,7 +27,7 @@ async fn asset(req: Request, app: &App<'_>) -> Result<Response, AppError> {
         .fetch_request(req)
         .await
         .map_err(http::internal("assets"))?;
-    let mut response = http::with_mutable_headers(response)?;
+    let mut response = Response::from(http::with_mutable_headers(response.into())?);
     // The page loads only its own files, and no other site may frame it.
     response
         .headers_mut()

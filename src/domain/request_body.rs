@@ -191,8 +191,8 @@ impl<'de> Visitor<'de> for MemberSeed {
     fn visit_u64<E>(self, n: u64) -> Result<Member, E> {
         Ok(Member::Whole(n))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Member, E> {
-        Ok(Member::Other)
+    fn visit_i64<E>(self, n: i64) -> Result<Member, E> {
+        Ok(u64::try_from(n).map_or(Member::Other, Member::Whole))
     }
     fn visit_f64<E>(self, _: f64) -> Result<Member, E> {
         Ok(Member::Other)

@@ -1,5 +1,5 @@
 # The two commands of the README, and the benchmark. Each sets up what it needs itself.
-.PHONY: dev test build bench fuzz soak
+.PHONY: dev test build bench profile fuzz soak
 
 dev:
 	bash scripts/dev.sh
@@ -13,6 +13,13 @@ build:
 # Performance and size of the release Worker in workerd, wrk over 127.0.0.1 (BENCHMARKS.md).
 bench:
 	bash scripts/bench.sh
+
+# Where case (a)'s (or PROFILE_CASE's) time goes: a V8 CPU profile of the release Worker under
+# wrk, built with the wasm names kept (bench/profile.mjs).
+profile:
+	bash scripts/setup.sh && EDGE_KEYS_KEEP_NAMES=1 bash scripts/build.sh
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	node_modules/.bin/node bench/profile.mjs
 
 # Every cargo-fuzz target for FUZZ_SECONDS (default 60) each; needs nightly (see scripts/fuzz.sh).
 fuzz:

@@ -4,7 +4,7 @@
 import { Miniflare, supportedCompatibilityDate } from "miniflare";
 import http from "node:http";
 import { createHmac } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 export const root = new URL("..", import.meta.url).pathname;
 
@@ -26,11 +26,13 @@ const projectDate = readFileSync(`${root}wrangler.toml`, "utf8").match(/^compati
 export const compatibilityDate = projectDate < supportedCompatibilityDate ? projectDate : supportedCompatibilityDate;
 
 /// Starts a module Worker in workerd with the project's bindings. `scriptPath` defaults to the
-/// release build; `rateLimit` adds the failed-authentication limiter of wrangler.toml.
-export async function startWorker({ originUrl, jwtSecret, scriptPath = `${root}build/index.js`, rateLimit = true }) {
+/// release build; `rateLimit` adds the failed-authentication limiter of wrangler.toml; `inspect`
+/// opens V8's inspector on a loopback port (for bench/profile.mjs).
+export async function startWorker({ originUrl, jwtSecret, scriptPath = `${root}build/index.js`, rateLimit = true, inspect = false }) {
   const mf = new Miniflare({
     host: "127.0.0.1",
     port: 0,
+    ...(inspect ? { inspectorPort: 0, inspectorHost: "127.0.0.1" } : {}),
     // The Worker's one log line per request would drown the output and cost CPU to print.
     handleRuntimeStdio(stdout, stderr) {
       stdout.resume();
@@ -38,6 +40,7 @@ export async function startWorker({ originUrl, jwtSecret, scriptPath = `${root}b
     },
     workers: [{
       name: "rally-edge-keys",
+      unsafeInspectorProxy: inspect,
       scriptPath,
       modules: true,
       modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
@@ -48,14 +51,39 @@ export async function startWorker({ originUrl, jwtSecret, scriptPath = `${root}b
       bindings: { ROOT_DOMAIN: "rallycrm.io", ORIGIN_URL: originUrl, JWT_SECRET: jwtSecret },
     }],
   });
+  const before = workerdChildren();
   const url = new URL(await mf.ready);
+  // The workerd process this Miniflare started: its CPU time is the Worker's cost (with the
+  // local KV and D1 simulators, which run inside it too).
+  const pid = workerdChildren().find((p) => !before.includes(p));
   const db = await mf.getD1Database("DB");
   // D1's API takes one statement at a time; comments (which may hold a ';') go first.
   const schema = readFileSync(`${root}schema.sql`, "utf8").replace(/--.*$/gm, "");
   for (const statement of schema.split(";").map((s) => s.trim()).filter(Boolean)) {
     await db.prepare(statement).run();
   }
-  return { mf, db, kv: await mf.getKVNamespace("API_KEY_CACHE"), port: Number(url.port) };
+  return { mf, db, kv: await mf.getKVNamespace("API_KEY_CACHE"), port: Number(url.port), pid };
+}
+
+/// The workerd processes that this Node process started.
+function workerdChildren() {
+  return readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return stat.includes("(workerd)") && Number(fields[1]) === process.pid;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/// CPU time (user + system) a process has used so far, in microseconds. The kernel counts in
+/// ticks of 10 ms, so a measurement over a few seconds is good to about 1 %.
+export function cpuMicros(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
 /// An HS256 admin session for a tenant, as the CRM would issue it.

@@ -47,7 +47,10 @@ function done(summary, latency, requests)
   for status, n in pairs(merged) do
     table.insert(parts, string.format('"%d": %d', status, n))
   end
-  local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
-  io.write(string.format('BENCH {"requests": %d, "seconds": %.3f, "p50_us": %d, "p99_us": %d, "socket_errors": %d, "statuses": {%s}}\n',
-    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99), errors, table.concat(parts, ", ")))
+  local e = summary.errors
+  local errors = e.connect + e.read + e.write + e.timeout
+  io.write(string.format('BENCH {"requests": %d, "seconds": %.3f, "p50_us": %d, "p99_us": %d, "socket_errors": %d, ' ..
+    '"socket_detail": {"connect": %d, "read": %d, "write": %d, "timeout": %d}, "statuses": {%s}}\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99), errors,
+    e.connect, e.read, e.write, e.timeout, table.concat(parts, ", ")))
 end

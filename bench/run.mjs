@@ -25,6 +25,7 @@ const origin = await startOrigin();
 const rust = await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET });
 const js = await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath: `${root}bench/baseline-worker.js` });
 const jsSameWork = await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath: `${root}bench/baseline-worker-same-work.js` });
+const jsFloor = await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath: `${root}bench/baseline-worker-floor.js` });
 
 // ---- seeding -----------------------------------------------------------------------------------
 async function createKey(port, tenant, scopes) {
@@ -68,6 +69,7 @@ const cases = {
        headers: { Authorization: sessionToken(LIST_TENANT, JWT_SECRET) }, expect: 200 },
   h: { what: "JS doing all of (a)'s work (format, scope, headers, log line)", port: jsSameWork.port, pid: jsSameWork.pid,
        headers: { "X-Api-Key": valid.key }, expect: 200 },
+  i: { what: "JS floor: the forward of (c) without hash or KV read", port: jsFloor.port, pid: jsFloor.pid, headers: {}, expect: 200 },
 };
 
 // wrk runs asynchronously: a blocked event loop would stop Node from draining workerd's output
@@ -118,7 +120,7 @@ function summarise(runs) {
 }
 
 // Warm both isolates and the caches (the KV entry of case a, the negative entry of case e).
-for (const name of ["a", "c", "e", "h"]) {
+for (const name of ["a", "c", "e", "h", "i"]) {
   const c = cases[name];
   await wrk("wrk", ["-t1", "-c2", "-d1s", "-H", `Host: ${TENANT}.localhost`,
     ...Object.entries(c.headers).flatMap(([h, v]) => ["-H", `${h}: ${v}`]), `http://127.0.0.1:${c.port}/crm/contacts`]);
@@ -179,7 +181,7 @@ for (const [name, s] of Object.entries(summary)) {
 lines.push("");
 if (summary.a && summary.b && summary.c) {
   lines.push("Paired ratios (median over rounds of the ratio within each round):");
-  for (const [x, y] of [["a", "b"], ["a", "c"], ["a", "h"]]) {
+  for (const [x, y] of [["a", "b"], ["a", "c"], ["a", "h"], ["c", "i"]].filter(([x, y]) => summary[x] && summary[y])) {
     lines.push(`  (${x}) / (${y}): throughput ${fixed(pairedRatio(x, y, "rps"), 2)}, CPU per request ${fixed(pairedRatio(x, y, "cpu"), 2)}`);
   }
   lines.push("");
@@ -209,6 +211,7 @@ console.log(lines.join("\n"));
 await rust.mf.dispose();
 await js.mf.dispose();
 await jsSameWork.mf.dispose();
+await jsFloor.mf.dispose();
 origin.server.close();
 const totalUnexpected = Object.values(summary).reduce((n, s) => n + s.unexpected, 0) + scale.reduce((n, s) => n + s.unexpected, 0);
 process.exit(totalUnexpected === 0 ? 0 : 1);

@@ -1,6 +1,9 @@
-//! Per-request state of the Worker: the tenant, the clock, the bindings and the request log.
+//! The isolate's configuration and bindings, read once, and the narrow per-request context that
+//! handlers get: the tenant, the clock, the caller's address, the log, and typed access to the
+//! bindings. No handler looks a binding or var up by name.
 
 use crate::cache::kv::{KvCache, KvNamespace};
+use crate::config::{names, Config, Secret};
 use crate::domain::{cache_entry::Admitted, tenant::Tenant, time::Millis};
 use crate::error::AppError;
 use crate::log::RequestLog;
@@ -8,32 +11,83 @@ use crate::rate_limit;
 use crate::service::{KeyCache, KeyStore, Keys, LastUsedThrottle};
 use crate::store::d1::D1Store;
 use std::cell::{OnceCell, RefCell};
-use worker::{Context, Env};
-
-pub const DB_BINDING: &str = "DB";
-pub const CACHE_BINDING: &str = "API_KEY_CACHE";
+use std::future::Future;
+use std::rc::Rc;
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::{js_sys, Context, D1Database, Env, Fetcher, RateLimiter};
 
 thread_local! {
+    /// The runtime's `env` lives as long as the isolate, so what is read from it is too.
+    static ISOLATE: OnceCell<Rc<Isolate>> = const { OnceCell::new() };
     /// Lives as long as the isolate: the lastUsedAt writes this isolate made recently.
     static LAST_USED: RefCell<LastUsedThrottle> = RefCell::new(LastUsedThrottle::default());
 }
 
+/// What the isolate reads from `env` once: the parsed configuration and the bindings, each of
+/// which may be missing (the service then degrades or answers 503, as the README says).
+pub struct Isolate {
+    pub config: Config,
+    db: Option<JsValue>,
+    cache: Option<KvNamespace>,
+    limiter: Option<JsValue>,
+    assets: Option<JsValue>,
+}
+
+impl Isolate {
+    pub fn get(env: &Env) -> Rc<Isolate> {
+        ISOLATE.with(|cell| cell.get_or_init(|| Rc::new(Isolate::read(env))).clone())
+    }
+
+    fn read(env: &Env) -> Isolate {
+        let binding = |name: &str| {
+            js_sys::Reflect::get(env, &JsValue::from_str(name))
+                .ok()
+                .filter(JsValue::is_object)
+        };
+        let text = |name: &str| {
+            js_sys::Reflect::get(env, &JsValue::from_str(name))
+                .ok()
+                .and_then(|v| v.as_string())
+        };
+        Isolate {
+            config: Config::read(text),
+            db: binding(names::DB),
+            cache: binding(names::API_KEY_CACHE).map(JsCast::unchecked_into),
+            limiter: binding(names::AUTH_FAILURE_LIMITER),
+            assets: binding(names::ASSETS),
+        }
+    }
+
+    fn store(&self) -> Option<D1Store> {
+        let db: D1Database = self.db.clone()?.unchecked_into();
+        Some(D1Store::new(db))
+    }
+
+    fn cache(&self) -> KvCache {
+        KvCache::new(self.cache.clone())
+    }
+
+    pub fn limiter(&self) -> Option<RateLimiter> {
+        self.limiter.clone().map(JsCast::unchecked_into)
+    }
+}
+
 pub struct App<'a> {
-    pub env: &'a Env,
-    pub ctx: &'a Context,
-    pub tenant: Tenant,
-    pub now: Millis,
-    /// The client's IP (`CF-Connecting-IP`), for the failed-authentication rate limit.
-    pub client: Option<String>,
-    pub log: &'a RequestLog,
-    /// Looked up on first use: the gateway's cache hits never need D1.
+    isolate: Rc<Isolate>,
+    ctx: &'a Context,
+    tenant: Tenant,
+    now: Millis,
+    /// The client's IP (`CF-Connecting-IP`).
+    client: Option<String>,
+    log: &'a RequestLog,
+    /// Made on first use: the gateway's cache hits never need D1.
     store: OnceCell<Option<D1Store>>,
     cache: KvCache,
 }
 
 impl<'a> App<'a> {
     pub fn new(
-        env: &'a Env,
+        isolate: Rc<Isolate>,
         ctx: &'a Context,
         tenant: Tenant,
         now: Millis,
@@ -41,45 +95,63 @@ impl<'a> App<'a> {
         log: &'a RequestLog,
     ) -> App<'a> {
         App {
-            client,
-            store: OnceCell::new(),
-            cache: KvCache::new(KvNamespace::from_env(env, CACHE_BINDING)),
-            env,
+            cache: isolate.cache(),
+            isolate,
             ctx,
             tenant,
             now,
+            client,
             log,
+            store: OnceCell::new(),
         }
+    }
+
+    pub fn tenant(&self) -> &Tenant {
+        &self.tenant
+    }
+
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+
+    pub fn log(&self) -> &RequestLog {
+        self.log
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.isolate.config
     }
 
     pub fn keys(&self) -> Result<Keys<'_, D1Store, KvCache>, AppError> {
         // A missing KV binding is not fatal: the cache then fails every call and D1 answers.
         let store = self
             .store
-            .get_or_init(|| self.env.d1(DB_BINDING).ok().map(D1Store::new))
+            .get_or_init(|| self.isolate.store())
             .as_ref()
-            .ok_or_else(|| AppError::Unavailable(format!("binding {DB_BINDING} is missing")))?;
+            .ok_or_else(|| AppError::Unavailable(format!("binding {} is missing", names::DB)))?;
         Ok(Keys {
             store,
             cache: &self.cache,
         })
     }
 
-    pub fn var(&self, name: &str) -> Option<String> {
-        self.env
-            .var(name)
-            .ok()
-            .map(|v| v.to_string())
-            .filter(|v| !v.is_empty())
+    pub fn jwt_secret(&self) -> Result<&Secret, AppError> {
+        self.config()
+            .jwt_secret()
+            .ok_or_else(|| AppError::Unavailable(format!("{} is not set", names::JWT_SECRET)))
     }
 
-    pub fn jwt_secret(&self) -> Result<String, AppError> {
-        self.env
-            .secret("JWT_SECRET")
-            .ok()
-            .map(|s| s.to_string())
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| AppError::Unavailable("JWT_SECRET is not set".into()))
+    pub fn assets(&self) -> Result<Fetcher, AppError> {
+        self.isolate
+            .assets
+            .clone()
+            .map(JsCast::unchecked_into)
+            .ok_or_else(|| AppError::Unavailable(format!("binding {} is missing", names::ASSETS)))
+    }
+
+    /// Runs `work` after the response, for as long as the runtime allows.
+    fn after_response(&self, work: impl Future<Output = ()> + 'static) {
+        self.ctx.wait_until(work);
     }
 
     /// Validates an `X-Api-Key` value. Schedules the cache fill and the lastUsedAt write off
@@ -92,10 +164,9 @@ impl<'a> App<'a> {
             .await?;
         self.log.set_cache(validation.cache.as_str());
         if let Some((hash, entry)) = validation.fill {
-            let env = self.env.clone();
-            self.ctx.wait_until(async move {
-                let cache = KvCache::new(KvNamespace::from_env(&env, CACHE_BINDING));
-                if let Err(e) = cache.fill(&hash, &entry).await {
+            let isolate = self.isolate.clone();
+            self.after_response(async move {
+                if let Err(e) = isolate.cache().fill(&hash, &entry).await {
                     worker::console_error!(
                         "{{\"event\":\"cache_fill_failed\",\"detail\":{:?}}}",
                         e.0
@@ -107,13 +178,10 @@ impl<'a> App<'a> {
         self.log.set_key(admitted.key_id);
         if LAST_USED.with(|t| t.borrow_mut().due(admitted.key_id, self.now)) {
             self.log.set_last_used_write();
-            let (env, tenant, now) = (self.env.clone(), self.tenant.clone(), self.now);
-            self.ctx.wait_until(async move {
-                if let Ok(db) = env.d1(DB_BINDING) {
-                    if let Err(e) = D1Store::new(db)
-                        .touch_last_used(&tenant, admitted.key_id, now)
-                        .await
-                    {
+            let (isolate, tenant, now) = (self.isolate.clone(), self.tenant.clone(), self.now);
+            self.after_response(async move {
+                if let Some(store) = isolate.store() {
+                    if let Err(e) = store.touch_last_used(&tenant, admitted.key_id, now).await {
                         worker::console_error!(
                             "{{\"event\":\"last_used_failed\",\"detail\":{:?}}}",
                             e.0
@@ -134,7 +202,7 @@ impl<'a> App<'a> {
     /// Counts a 401 against the client; it becomes 429 once the client is over the limit.
     pub async fn count_auth_failure(&self) -> AppError {
         rate_limit::count_failure(
-            self.env,
+            self.isolate.limiter(),
             self.client.as_deref(),
             self.now,
             AppError::Unauthorized,

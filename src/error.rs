@@ -1,6 +1,7 @@
 //! One error type for the whole service, rendered to the JSON error body in exactly one place.
 //! Internal details are kept for the log and never reach a response body.
 
+use crate::domain::request_body::BodyError;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +32,16 @@ pub enum AppError {
     Unavailable(String),
     /// A bug; the detail is for the log only.
     Internal(String),
+}
+
+impl From<BodyError> for AppError {
+    fn from(error: BodyError) -> AppError {
+        match error {
+            BodyError::InvalidJson(why) => AppError::InvalidJson(why),
+            BodyError::UnknownField(name) => AppError::UnknownField(name),
+            BodyError::Invalid { field, message } => AppError::Validation { field, message },
+        }
+    }
 }
 
 impl AppError {

@@ -11,9 +11,8 @@ use crate::domain::time::Millis;
 use crate::error::AppError;
 use crate::service::BlockedClients;
 use std::cell::RefCell;
-use worker::Env;
+use worker::RateLimiter;
 
-pub const BINDING: &str = "AUTH_FAILURE_LIMITER";
 /// The binding's period; Workers Rate Limiting accepts only 10 or 60 seconds.
 const PERIOD_MS: Millis = 60_000;
 
@@ -34,12 +33,12 @@ pub fn check(client: Option<&str>, now: Millis) -> Result<(), AppError> {
 
 /// Counts a failed authentication; turns it into 429 once the client is over the limit.
 pub async fn count_failure(
-    env: &Env,
+    limiter: Option<RateLimiter>,
     client: Option<&str>,
     now: Millis,
     error: AppError,
 ) -> AppError {
-    let (Some(client), Ok(limiter)) = (client, env.rate_limiter(BINDING)) else {
+    let (Some(client), Some(limiter)) = (client, limiter) else {
         return error;
     };
     match limiter.limit(format!("auth-failure:{client}")).await {

@@ -2,18 +2,20 @@
 //! `auth/` written by management calls (and by final denials), `fill/` written by validations
 //! after a miss. See `service` for why that split keeps revocation final.
 
+use crate::config::names;
 use crate::domain::{cache_entry::CacheEntry, key::KeyHash};
 use crate::service::{KeyCache, StorageError};
 use std::cell::Cell;
 use wasm_bindgen::prelude::*;
+use worker::js_sys;
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{js_sys, Env};
 
 #[wasm_bindgen]
 extern "C" {
     /// The KV namespace binding, with the two calls this cache makes. Bound directly rather
     /// than through `worker::kv::KvStore`, which looks up five methods per binding and builds an
     /// options object per read: on the gateway's hot path that showed in the profile.
+    #[derive(Clone)]
     pub type KvNamespace;
 
     /// `get(key)`: the value as text, or null.
@@ -28,16 +30,6 @@ extern "C" {
         value: &str,
         options: &JsValue,
     ) -> Result<js_sys::Promise, JsValue>;
-}
-
-impl KvNamespace {
-    /// The binding named `name`, if the Worker has one.
-    pub fn from_env(env: &Env, name: &str) -> Option<KvNamespace> {
-        js_sys::Reflect::get(env, &JsValue::from_str(name))
-            .ok()
-            .filter(|binding| binding.is_object())
-            .map(JsCast::unchecked_into)
-    }
 }
 
 fn kv_error(operation: &'static str) -> impl Fn(JsValue) -> StorageError {
@@ -87,7 +79,7 @@ impl KvCache {
     fn store(&self) -> Result<&KvNamespace, StorageError> {
         self.kv
             .as_ref()
-            .ok_or_else(|| StorageError("KV binding API_KEY_CACHE is missing".into()))
+            .ok_or_else(|| StorageError(format!("KV binding {} is missing", names::API_KEY_CACHE)))
     }
 
     async fn read(&self, place: Place, hash: &KeyHash) -> Result<Option<CacheEntry>, StorageError> {

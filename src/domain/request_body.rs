@@ -5,9 +5,30 @@ use super::{
     scopes::{ScopeError, Scopes},
     time::{parse_rfc3339, Millis},
 };
-use crate::error::AppError;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use std::fmt;
+use crate::json_object::{self, Object, ObjectError, Value};
+
+/// Why a body was refused. `error.rs` maps it to the API's error body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BodyError {
+    /// Not JSON, or not a JSON object.
+    InvalidJson(&'static str),
+    /// A member this body does not accept.
+    UnknownField(String),
+    /// A member (or, with no field, the body as a whole) breaks a rule.
+    Invalid {
+        field: Option<&'static str>,
+        message: String,
+    },
+}
+
+impl BodyError {
+    fn field(field: &'static str, message: impl Into<String>) -> BodyError {
+        BodyError::Invalid {
+            field: Some(field),
+            message: message.into(),
+        }
+    }
+}
 
 const NAME_MAX_CHARS: usize = 100;
 pub const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
@@ -26,18 +47,18 @@ pub struct KeyChange {
 }
 
 /// `POST /api/v1/api-keys`: `name` (required), `scopes` (default `read`), `expiresAt`.
-pub fn parse_create(body: &[u8], now: Millis) -> Result<NewKey, AppError> {
-    let fields = json_object(body, &["name", "scopes", "expiresAt"])?;
+pub fn parse_create(body: &[u8], now: Millis) -> Result<NewKey, BodyError> {
+    let fields = object(body, &["name", "scopes", "expiresAt"])?;
     let name = match fields.get("name") {
-        None | Some(Member::Null) => return Err(AppError::validation("name", "name is required.")),
+        None | Some(Value::Null) => return Err(BodyError::field("name", "name is required.")),
         Some(value) => parse_name(value)?,
     };
     let scopes = match fields.get("scopes") {
-        None | Some(Member::Null) => Scopes::READ,
+        None | Some(Value::Null) => Scopes::READ,
         Some(value) => parse_scopes(value)?,
     };
     let expires_at = match fields.get("expiresAt") {
-        None | Some(Member::Null) => None,
+        None | Some(Value::Null) => None,
         Some(value) => Some(parse_expiry(value, now)?),
     };
     Ok(NewKey {
@@ -48,14 +69,14 @@ pub fn parse_create(body: &[u8], now: Millis) -> Result<NewKey, AppError> {
 }
 
 /// `PATCH /api/v1/api-keys/{id}`: `name` and/or `scopes`, nothing else.
-pub fn parse_patch(body: &[u8]) -> Result<KeyChange, AppError> {
-    let fields = json_object(body, &["name", "scopes"])?;
+pub fn parse_patch(body: &[u8]) -> Result<KeyChange, BodyError> {
+    let fields = object(body, &["name", "scopes"])?;
     let change = KeyChange {
         name: fields.get("name").map(parse_name).transpose()?,
         scopes: fields.get("scopes").map(parse_scopes).transpose()?,
     };
     if change.name.is_none() && change.scopes.is_none() {
-        return Err(AppError::Validation {
+        return Err(BodyError::Invalid {
             field: None,
             message: "Send name and/or scopes.".into(),
         });
@@ -65,18 +86,18 @@ pub fn parse_patch(body: &[u8]) -> Result<KeyChange, AppError> {
 
 /// `POST /api/v1/api-keys/{id}/rotate`: an optional `gracePeriodSeconds`, 0 by default. An
 /// empty body means the default.
-pub fn parse_rotate(body: &[u8]) -> Result<u64, AppError> {
+pub fn parse_rotate(body: &[u8]) -> Result<u64, BodyError> {
     if body.is_empty() {
         return Ok(0);
     }
-    let fields = json_object(body, &["gracePeriodSeconds"])?;
+    let fields = object(body, &["gracePeriodSeconds"])?;
     match fields.get("gracePeriodSeconds") {
-        None | Some(Member::Null) => Ok(0),
+        None | Some(Value::Null) => Ok(0),
         Some(value) => value
             .as_u64()
             .filter(|s| *s <= MAX_GRACE_SECONDS)
             .ok_or_else(|| {
-                AppError::validation(
+                BodyError::field(
                     "gracePeriodSeconds",
                     format!(
                         "gracePeriodSeconds must be a whole number from 0 to {MAX_GRACE_SECONDS}."
@@ -86,136 +107,28 @@ pub fn parse_rotate(body: &[u8]) -> Result<u64, AppError> {
     }
 }
 
-fn json_object(body: &[u8], allowed: &[&str]) -> Result<Fields, AppError> {
-    let mut json = serde_json::Deserializer::from_slice(body);
-    let value = MemberSeed { top: true }
-        .deserialize(&mut json)
-        .and_then(|value| json.end().map(|_| value))
-        .map_err(|_| AppError::InvalidJson("The body is not valid JSON."))?;
-    let Member::Object(fields) = value else {
-        return Err(AppError::InvalidJson("The body must be a JSON object."));
-    };
-    if let Some((unknown, _)) = fields
-        .0
-        .iter()
-        .find(|(k, _)| !allowed.contains(&k.as_str()))
-    {
-        return Err(AppError::UnknownField(unknown.chars().take(64).collect()));
-    }
-    Ok(fields)
+fn object(body: &[u8], allowed: &[&str]) -> Result<Object, BodyError> {
+    json_object::read(body, allowed).map_err(|error| match error {
+        ObjectError::NotJson => BodyError::InvalidJson("The body is not valid JSON."),
+        ObjectError::NotAnObject => BodyError::InvalidJson("The body must be a JSON object."),
+        ObjectError::UnknownMember(name) => BodyError::UnknownField(name),
+    })
 }
 
-/// A body's members in document order. A repeated member counts as its last occurrence, as in
-/// JavaScript's `JSON.parse`.
-#[derive(Debug, PartialEq)]
-struct Fields(Vec<(String, Member)>);
-
-impl Fields {
-    fn get(&self, name: &str) -> Option<&Member> {
-        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v)
-    }
-}
-
-/// A JSON value, as far as these bodies care: the body itself is an object, and its members
-/// hold only strings, whole numbers and null; anything else is the wrong type. Reading into
-/// this rather than `serde_json::Value` keeps Value's tree, its map and its float printing out
-/// of the wasm.
-#[derive(Debug, PartialEq)]
-enum Member {
-    /// Only at the top: nested objects are read past, as `Other`.
-    Object(Fields),
-    Null,
-    Text(String),
-    Whole(u64),
-    Other,
-}
-
-impl Member {
-    fn as_str(&self) -> Option<&str> {
-        match self {
-            Member::Text(text) => Some(text),
-            _ => None,
-        }
-    }
-
-    fn as_u64(&self) -> Option<u64> {
-        match self {
-            Member::Whole(n) => Some(*n),
-            _ => None,
-        }
-    }
-}
-
-/// Reads one value; `top` says whether an object's members are kept or read past.
-#[derive(Clone, Copy)]
-struct MemberSeed {
-    top: bool,
-}
-
-impl<'de> DeserializeSeed<'de> for MemberSeed {
-    type Value = Member;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Member, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for MemberSeed {
-    type Value = Member;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Member, A::Error> {
-        if !self.top {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            return Ok(Member::Other);
-        }
-        let mut fields = Vec::new();
-        while let Some(name) = map.next_key::<String>()? {
-            fields.push((name, map.next_value_seed(MemberSeed { top: false })?));
-        }
-        Ok(Member::Object(Fields(fields)))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Member::Other)
-    }
-    fn visit_unit<E>(self) -> Result<Member, E> {
-        Ok(Member::Null)
-    }
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<Member, E> {
-        Ok(Member::Text(text.to_string()))
-    }
-    fn visit_string<E>(self, text: String) -> Result<Member, E> {
-        Ok(Member::Text(text))
-    }
-    fn visit_u64<E>(self, n: u64) -> Result<Member, E> {
-        Ok(Member::Whole(n))
-    }
-    fn visit_i64<E>(self, n: i64) -> Result<Member, E> {
-        Ok(u64::try_from(n).map_or(Member::Other, Member::Whole))
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Member, E> {
-        Ok(Member::Other)
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Member, E> {
-        Ok(Member::Other)
-    }
-}
-
-fn parse_name(value: &Member) -> Result<String, AppError> {
+fn parse_name(value: &Value) -> Result<String, BodyError> {
     let name = value
         .as_str()
-        .ok_or_else(|| AppError::validation("name", "name must be a string."))?
+        .ok_or_else(|| BodyError::field("name", "name must be a string."))?
         .trim();
     let length = name.chars().count();
     if length == 0 || length > NAME_MAX_CHARS {
-        return Err(AppError::validation(
+        return Err(BodyError::field(
             "name",
             format!("name must be 1 to {NAME_MAX_CHARS} characters."),
         ));
     }
     if name.chars().any(char::is_control) {
-        return Err(AppError::validation(
+        return Err(BodyError::field(
             "name",
             "name must not contain control characters.",
         ));
@@ -223,34 +136,34 @@ fn parse_name(value: &Member) -> Result<String, AppError> {
     Ok(name.to_string())
 }
 
-fn parse_scopes(value: &Member) -> Result<Scopes, AppError> {
+fn parse_scopes(value: &Value) -> Result<Scopes, BodyError> {
     let list = value.as_str().ok_or_else(|| {
-        AppError::validation(
+        BodyError::field(
             "scopes",
             "scopes must be a comma-separated string of read, write and admin.",
         )
     })?;
     Scopes::parse(list).map_err(|error| match error {
-        ScopeError::Empty => AppError::validation(
+        ScopeError::Empty => BodyError::field(
             "scopes",
             "scopes must name at least one of read, write and admin, with no empty items.",
         ),
-        ScopeError::Unknown(scope) => AppError::validation(
+        ScopeError::Unknown(scope) => BodyError::field(
             "scopes",
             format!("Unknown scope {scope:?}; use read, write and admin."),
         ),
     })
 }
 
-fn parse_expiry(value: &Member, now: Millis) -> Result<Millis, AppError> {
+fn parse_expiry(value: &Value, now: Millis) -> Result<Millis, BodyError> {
     let at = value.as_str().and_then(parse_rfc3339).ok_or_else(|| {
-        AppError::validation(
+        BodyError::field(
             "expiresAt",
             "expiresAt must be an RFC 3339 timestamp, or null.",
         )
     })?;
     if at <= now {
-        return Err(AppError::validation(
+        return Err(BodyError::field(
             "expiresAt",
             "expiresAt must be in the future.",
         ));
@@ -261,13 +174,14 @@ fn parse_expiry(value: &Member, now: Millis) -> Result<Millis, AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::AppError;
 
     const NOW: Millis = 1_700_000_000_000;
 
     fn code_and_field(
-        result: Result<impl std::fmt::Debug, AppError>,
+        result: Result<impl std::fmt::Debug, BodyError>,
     ) -> (&'static str, Option<String>) {
-        let error = result.unwrap_err();
+        let error = AppError::from(result.unwrap_err());
         let body: serde_json::Value = serde_json::from_str(&error.body()).unwrap();
         (
             error.code(),

@@ -6,9 +6,6 @@ use super::{tenant::Tenant, time::Millis};
 use serde::Serialize;
 
 pub const COOKIE_NAME: &str = "rally_session";
-/// The dev sign-in exists only when this var is exactly this value; wrangler.toml never sets it.
-pub const DEV_LOGIN_VAR: &str = "DEV_LOGIN";
-const DEV_LOGIN_ENABLED: &str = "enabled";
 pub const DEV_SESSION_SECONDS: i64 = 8 * 3600;
 
 /// The session token from a `Cookie` header, if it has one.
@@ -40,11 +37,6 @@ pub fn same_origin_or_safe(
         (Some(_), None) => true,
         (None, None) => false,
     }
-}
-
-/// The dev sign-in is enabled only by an explicit `DEV_LOGIN = "enabled"`.
-pub fn dev_login_enabled(var: Option<&str>) -> bool {
-    var == Some(DEV_LOGIN_ENABLED)
 }
 
 /// The claims of a development admin session for `tenant`, valid for `DEV_SESSION_SECONDS` from
@@ -141,14 +133,6 @@ mod tests {
             Some("https://evil.test"),
             own
         ));
-    }
-
-    #[test]
-    fn dev_login_is_off_unless_explicitly_enabled() {
-        for off in [None, Some(""), Some("true"), Some("1"), Some("Enabled")] {
-            assert!(!dev_login_enabled(off), "{off:?}");
-        }
-        assert!(dev_login_enabled(Some("enabled")));
     }
 
     #[test]

@@ -33,19 +33,19 @@ pub async fn list(req: Request, app: &App<'_>) -> Result<Response, AppError> {
             "cursor" => {
                 let key = cursor_key(app)?;
                 cursor = Some(
-                    Cursor::decode(&value, &app.tenant, key.as_bytes())
+                    Cursor::decode(&value, app.tenant(), key.as_bytes())
                         .ok_or(AppError::InvalidCursor)?,
                 )
             }
             _ => {}
         }
     }
-    let (page, next) = app.keys()?.list(&app.tenant, limit, cursor).await?;
-    let body: Vec<ApiKeyResponse> = page.iter().map(|k| k.to_response(app.now)).collect();
+    let (page, next) = app.keys()?.list(app.tenant(), limit, cursor).await?;
+    let body: Vec<ApiKeyResponse> = page.iter().map(|k| k.to_response(app.now())).collect();
     let mut response = http::json(200, &body)?;
     if let Some(next) = next {
         // The cursor is base64url and the limit digits: neither needs escaping in a URL.
-        let cursor = next.encode(&app.tenant, cursor_key(app)?.as_bytes());
+        let cursor = next.encode(app.tenant(), cursor_key(app)?.as_bytes());
         let link = format!(
             "<{origin}{}?limit={limit}&cursor={cursor}>; rel=\"next\"",
             req.path()
@@ -61,12 +61,12 @@ pub async fn list(req: Request, app: &App<'_>) -> Result<Response, AppError> {
 pub async fn create(mut req: Request, app: &App<'_>) -> Result<Response, AppError> {
     let created_by = require_admin(&req, app).await?;
     let body = read_json_body(&mut req, false).await?;
-    let request = request_body::parse_create(&body, app.now)?;
+    let request = request_body::parse_create(&body, app.now())?;
     let (record, key) = app
         .keys()?
-        .create(&app.tenant, request, created_by, app.now)
+        .create(app.tenant(), request, created_by, app.now())
         .await?;
-    app.log.set_key(record.id);
+    app.log().set_key(record.id);
     http::no_store(http::json(201, &record.to_created_response(&key))?)
 }
 
@@ -74,9 +74,9 @@ pub async fn get(req: Request, app: &App<'_>, id: Option<Uuid>) -> Result<Respon
     require_admin(&req, app).await?;
     let key = app
         .keys()?
-        .get(&app.tenant, id.ok_or(AppError::NotFound)?)
+        .get(app.tenant(), id.ok_or(AppError::NotFound)?)
         .await?;
-    http::json(200, &key.to_response(app.now))
+    http::json(200, &key.to_response(app.now()))
 }
 
 pub async fn update(
@@ -87,14 +87,17 @@ pub async fn update(
     require_admin(&req, app).await?;
     let id = id.ok_or(AppError::NotFound)?;
     let change = request_body::parse_patch(&read_json_body(&mut req, false).await?)?;
-    let key = app.keys()?.update(&app.tenant, id, change, app.now).await?;
-    http::json(200, &key.to_response(app.now))
+    let key = app
+        .keys()?
+        .update(app.tenant(), id, change, app.now())
+        .await?;
+    http::json(200, &key.to_response(app.now()))
 }
 
 pub async fn revoke(req: Request, app: &App<'_>, id: Option<Uuid>) -> Result<Response, AppError> {
     require_admin(&req, app).await?;
     app.keys()?
-        .revoke(&app.tenant, id.ok_or(AppError::NotFound)?, app.now)
+        .revoke(app.tenant(), id.ok_or(AppError::NotFound)?, app.now())
         .await?;
     Ok(Response::empty()
         .map_err(http::internal("response"))?
@@ -111,7 +114,7 @@ pub async fn rotate(
     let grace_seconds = request_body::parse_rotate(&read_json_body(&mut req, true).await?)?;
     let (record, key) = app
         .keys()?
-        .rotate(&app.tenant, id, grace_seconds, app.now)
+        .rotate(app.tenant(), id, grace_seconds, app.now())
         .await?;
     http::no_store(http::json(201, &record.to_created_response(&key))?)
 }
@@ -120,8 +123,8 @@ pub async fn rotate(
 pub async fn current(req: Request, app: &App<'_>) -> Result<Response, AppError> {
     match authenticate(&req, app).await? {
         Caller::Key(admitted) => {
-            let key = app.keys()?.get(&app.tenant, admitted.key_id).await?;
-            http::json(200, &key.to_response(app.now))
+            let key = app.keys()?.get(app.tenant(), admitted.key_id).await?;
+            http::json(200, &key.to_response(app.now()))
         }
         Caller::Session(_) => Err(AppError::Forbidden(
             "This endpoint describes the calling API key; send X-Api-Key.".into(),
@@ -129,7 +132,7 @@ pub async fn current(req: Request, app: &App<'_>) -> Result<Response, AppError> 
     }
 }
 
-/// Cursors are signed with a key derived from JWT_SECRET, which every deployment has.
-fn cursor_key(app: &App<'_>) -> Result<String, AppError> {
-    app.jwt_secret()
+/// Cursors are signed with a key derived from the session secret, which every deployment has.
+fn cursor_key<'a>(app: &'a App<'_>) -> Result<&'a str, AppError> {
+    Ok(app.jwt_secret()?.expose())
 }

@@ -46,12 +46,16 @@ pub async fn authenticate(req: &Request, app: &App<'_>) -> Result<Caller, AppErr
         }
     };
     let secret = app.jwt_secret()?;
-    let claims = jwt::verify(&token, secret.as_bytes(), app.now as f64 / 1000.0)
-        .map_err(|_| AppError::Unauthorized)?;
-    if claims.tenant != app.tenant.as_str() {
+    let claims = jwt::verify(
+        &token,
+        secret.expose().as_bytes(),
+        app.now() as f64 / 1000.0,
+    )
+    .map_err(|_| AppError::Unauthorized)?;
+    if claims.tenant != app.tenant().as_str() {
         return Err(AppError::Unauthorized);
     }
-    app.log.set_subject(&format!("session:{}", claims.sub));
+    app.log().set_subject(&format!("session:{}", claims.sub));
     Ok(Caller::Session(claims))
 }
 

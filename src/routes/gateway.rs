@@ -38,7 +38,12 @@ pub async fn forward(
         }
         None => None,
     };
-    let target = origin_target(app.var("ORIGIN_URL"), url)?;
+    let target = app
+        .config()
+        .origin
+        .as_ref()
+        .ok_or(AppError::OriginNotConfigured)?
+        .join(url.path, url.query);
 
     // `new Headers(incoming)` copies them all inside the runtime; then the edge removes what
     // only it may set. Client-sent identity headers go whatever the credential.
@@ -50,7 +55,7 @@ pub async fn forward(
     }
     if let Some(admitted) = &admitted {
         let identity = [
-            ("X-Rally-Tenant", app.tenant.to_string()),
+            ("X-Rally-Tenant", app.tenant().to_string()),
             ("X-Rally-Api-Key-Id", admitted.key_id.to_string()),
             ("X-Rally-Scopes", admitted.scopes.to_string()),
         ];
@@ -85,21 +90,4 @@ fn header_names(headers: &web_sys::Headers) -> Result<Vec<String>, AppError> {
         }
         names.extend(next.value().as_string());
     }
-}
-
-/// ORIGIN_URL (an http(s) URL, possibly with a path prefix) joined with the request's path and
-/// query, which are kept exactly as the client sent them.
-fn origin_target(origin: Option<String>, url: &UrlParts<'_>) -> Result<String, AppError> {
-    let origin = origin.ok_or(AppError::OriginNotConfigured)?;
-    let base = origin.trim_end_matches('/');
-    let host = base
-        .strip_prefix("https://")
-        .or_else(|| base.strip_prefix("http://"));
-    if host.is_none_or(|h| h.is_empty() || h.starts_with('/')) {
-        return Err(AppError::OriginNotConfigured);
-    }
-    Ok(match url.query {
-        Some(query) => format!("{base}{}?{query}", url.path),
-        None => format!("{base}{}", url.path),
-    })
 }

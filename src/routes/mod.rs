@@ -1,4 +1,4 @@
-//! Routing: this service's own paths, and the gateway for every other path.
+//! Dispatch: the route table (`crate::route`) decides; this module calls the handler it names.
 
 pub mod api_keys;
 pub mod auth;
@@ -9,8 +9,9 @@ use crate::app::App;
 use crate::error::AppError;
 use crate::http;
 use crate::query::UrlParts;
+use crate::route::{route, segments, Route};
 use uuid::Uuid;
-use worker::{web_sys, Method, Request, Response};
+use worker::{web_sys, Request, Response};
 
 /// The gateway gets the runtime's request as it is; this service's own paths get `worker`'s
 /// wrapper, whose conversion costs more but buys its conveniences.
@@ -19,52 +20,33 @@ pub async fn handle(
     url: &UrlParts<'_>,
     app: &App<'_>,
 ) -> Result<web_sys::Response, AppError> {
-    let segments: Vec<&str> = url.path.trim_start_matches('/').split('/').collect();
-    match segments.as_slice() {
-        ["healthz"]
-        | ["settings", ..]
-        | ["api", "v1", "openapi.json"]
-        | ["api", "v1", "api-keys", ..] => own(Request::from(req), &segments, app)
+    let method = req.method();
+    let segments = segments(url.path);
+    match route(&method, &segments) {
+        Route::Gateway => gateway::forward(req, url, app).await,
+        own_route => own(own_route, Request::from(req), app)
             .await
             .map(Into::into),
-        _ => gateway::forward(req, url, app).await,
     }
 }
 
-async fn own(req: Request, segments: &[&str], app: &App<'_>) -> Result<Response, AppError> {
-    let method = req.method();
-    match segments {
-        ["healthz"] => match method {
-            Method::Get | Method::Head => static_json(r#"{"status":"ok"}"#),
-            _ => Err(AppError::MethodNotAllowed { allow: "GET, HEAD" }),
-        },
-        ["settings", rest @ ..] => settings::handle(req, app, rest).await,
-        ["api", "v1", "openapi.json"] => match method {
-            Method::Get | Method::Head => static_json(OPENAPI),
-            _ => Err(AppError::MethodNotAllowed { allow: "GET, HEAD" }),
-        },
-        ["api", "v1", "api-keys"] => match method {
-            Method::Get => api_keys::list(req, app).await,
-            Method::Post => api_keys::create(req, app).await,
-            _ => Err(AppError::MethodNotAllowed { allow: "GET, POST" }),
-        },
-        ["api", "v1", "api-keys", "current"] => match method {
-            Method::Get => api_keys::current(req, app).await,
-            _ => Err(AppError::MethodNotAllowed { allow: "GET" }),
-        },
-        ["api", "v1", "api-keys", id] => match method {
-            Method::Get => api_keys::get(req, app, key_id(id)).await,
-            Method::Patch => api_keys::update(req, app, key_id(id)).await,
-            Method::Delete => api_keys::revoke(req, app, key_id(id)).await,
-            _ => Err(AppError::MethodNotAllowed {
-                allow: "GET, PATCH, DELETE",
-            }),
-        },
-        ["api", "v1", "api-keys", id, "rotate"] => match method {
-            Method::Post => api_keys::rotate(req, app, key_id(id)).await,
-            _ => Err(AppError::MethodNotAllowed { allow: "POST" }),
-        },
-        _ => Err(AppError::NotFound),
+async fn own(route: Route<'_>, req: Request, app: &App<'_>) -> Result<Response, AppError> {
+    match route {
+        Route::Health => static_json(r#"{"status":"ok"}"#),
+        Route::OpenApi => static_json(OPENAPI),
+        Route::ListKeys => api_keys::list(req, app).await,
+        Route::CreateKey => api_keys::create(req, app).await,
+        Route::CurrentKey => api_keys::current(req, app).await,
+        Route::GetKey(id) => api_keys::get(req, app, key_id(id)).await,
+        Route::UpdateKey(id) => api_keys::update(req, app, key_id(id)).await,
+        Route::RevokeKey(id) => api_keys::revoke(req, app, key_id(id)).await,
+        Route::RotateKey(id) => api_keys::rotate(req, app, key_id(id)).await,
+        Route::SettingsAsset => settings::asset(req, app).await,
+        Route::DevLogin => settings::dev_login(&req, app),
+        Route::NotAllowed { allow } => Err(AppError::MethodNotAllowed { allow }),
+        Route::OwnNotFound => Err(AppError::NotFound),
+        // Dispatched before any conversion, in `handle`.
+        Route::Gateway => Err(AppError::Internal("gateway route in own dispatch".into())),
     }
 }
 

@@ -5,25 +5,11 @@ use crate::app::App;
 use crate::domain::{jwt, session};
 use crate::error::AppError;
 use crate::http::{self, header};
-use worker::{Method, Request, Response};
+use worker::{Request, Response};
 
-pub const ASSETS_BINDING: &str = "ASSETS";
-
-pub async fn handle(req: Request, app: &App<'_>, rest: &[&str]) -> Result<Response, AppError> {
-    match (req.method(), rest) {
-        (Method::Post, ["dev-login"]) => dev_login(&req, app),
-        (_, ["dev-login"]) => Err(AppError::MethodNotAllowed { allow: "POST" }),
-        (Method::Get | Method::Head, _) => asset(req, app).await,
-        _ => Err(AppError::MethodNotAllowed { allow: "GET, HEAD" }),
-    }
-}
-
-async fn asset(req: Request, app: &App<'_>) -> Result<Response, AppError> {
-    let assets = app
-        .env
-        .assets(ASSETS_BINDING)
-        .map_err(|_| AppError::Unavailable(format!("binding {ASSETS_BINDING} is missing")))?;
-    let response = assets
+pub async fn asset(req: Request, app: &App<'_>) -> Result<Response, AppError> {
+    let response = app
+        .assets()?
         .fetch_request(req)
         .await
         .map_err(http::internal("assets"))?;
@@ -42,8 +28,8 @@ async fn asset(req: Request, app: &App<'_>) -> Result<Response, AppError> {
 /// Signs in as this tenant's admin, for local development only: it exists only when the var
 /// DEV_LOGIN is exactly "enabled" (.dev.vars.example sets it; wrangler.toml never does), and is
 /// otherwise a plain 404.
-fn dev_login(req: &Request, app: &App<'_>) -> Result<Response, AppError> {
-    if !session::dev_login_enabled(app.var(session::DEV_LOGIN_VAR).as_deref()) {
+pub fn dev_login(req: &Request, app: &App<'_>) -> Result<Response, AppError> {
+    if !app.config().dev_login {
         return Err(AppError::NotFound);
     }
     let (request_origin, _) = http::origin_and_query(req);
@@ -57,8 +43,8 @@ fn dev_login(req: &Request, app: &App<'_>) -> Result<Response, AppError> {
         return Err(AppError::Forbidden("Cross-site request refused.".into()));
     }
     let token = jwt::sign(
-        &session::dev_admin_claims(&app.tenant, app.now),
-        app.jwt_secret()?.as_bytes(),
+        &session::dev_admin_claims(app.tenant(), app.now()),
+        app.jwt_secret()?.expose().as_bytes(),
     );
     let mut response = Response::empty()
         .map_err(http::internal("response"))?

@@ -228,7 +228,7 @@ fn acme() -> Tenant {
     Tenant::parse("acme").unwrap()
 }
 
-fn create(keys: &Keys<MemStore, MemCache>, body: &str, at: Millis) -> (ApiKey, PlainKey) {
+fn create(keys: &Keys<'_, MemStore, MemCache>, body: &str, at: Millis) -> (ApiKey, PlainKey) {
     run(keys.create(
         &acme(),
         parse_create(body.as_bytes(), at).unwrap(),
@@ -238,7 +238,7 @@ fn create(keys: &Keys<MemStore, MemCache>, body: &str, at: Millis) -> (ApiKey, P
     .unwrap()
 }
 
-fn admitted(keys: &Keys<MemStore, MemCache>, key: &str, at: Millis) -> bool {
+fn admitted(keys: &Keys<'_, MemStore, MemCache>, key: &str, at: Millis) -> bool {
     let validation = run(keys.validate(key, &acme(), at)).unwrap();
     if let Some((hash, entry)) = &validation.fill {
         run(keys.cache.fill(hash, entry)).unwrap();

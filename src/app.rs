@@ -8,7 +8,7 @@ use crate::domain::{cache_entry::Admitted, tenant::Tenant, time::Millis};
 use crate::error::AppError;
 use crate::log::RequestLog;
 use crate::rate_limit;
-use crate::service::{KeyCache, KeyStore, Keys, LastUsedThrottle};
+use crate::service::{CacheOutcome, KeyCache, KeyStore, Keys, LastUsedThrottle};
 use crate::store::d1::D1Store;
 use std::cell::{OnceCell, RefCell};
 use std::future::Future;
@@ -157,16 +157,19 @@ impl<'a> App<'a> {
     /// Validates an `X-Api-Key` value. Schedules the cache fill and the lastUsedAt write off
     /// the response path. Every refusal is the same 401.
     pub async fn validate_key(&self, presented: &str) -> Result<Admitted, AppError> {
-        self.refuse_blocked_client()?;
+        let blocked = self.refuse_blocked_client().err();
         let validation = self
             .keys()?
-            .validate(presented, &self.tenant, self.now)
+            .validate(presented, &self.tenant, self.now, blocked.is_some())
             .await?;
         self.log.set_cache(validation.cache.as_str());
-        if let Some((hash, entry)) = validation.fill {
+        if validation.cache == CacheOutcome::Blocked {
+            return Err(blocked.unwrap_or(AppError::Unauthorized));
+        }
+        if let Some(fill) = validation.fill {
             let isolate = self.isolate.clone();
             self.after_response(async move {
-                if let Err(e) = isolate.cache().fill(&hash, &entry).await {
+                if let Err(e) = isolate.cache().write(&fill).await {
                     worker::console_error!(
                         "{{\"event\":\"cache_fill_failed\",\"detail\":{:?}}}",
                         e.0
@@ -193,16 +196,17 @@ impl<'a> App<'a> {
         Ok(admitted)
     }
 
-    /// 429 for a client that failed authentication too often, before any credential is looked at
-    /// (and so before any KV or D1 read).
+    /// 429 for a client that failed authentication on this tenant too often. Keys consult it
+    /// only before a lookup that would reach D1; sessions before their signature is checked.
     pub fn refuse_blocked_client(&self) -> Result<(), AppError> {
-        rate_limit::check(self.client.as_deref(), self.now)
+        rate_limit::check(&self.tenant, self.client.as_deref(), self.now)
     }
 
     /// Counts a 401 against the client; it becomes 429 once the client is over the limit.
     pub async fn count_auth_failure(&self) -> AppError {
         rate_limit::count_failure(
             self.isolate.limiter(),
+            &self.tenant,
             self.client.as_deref(),
             self.now,
             AppError::Unauthorized,

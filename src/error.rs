@@ -28,6 +28,8 @@ pub enum AppError {
     },
     OriginUnreachable,
     OriginNotConfigured,
+    /// A management change is saved in D1, but the edge cache could not be updated.
+    PropagationFailed,
     /// D1, KV or configuration trouble; the detail is for the log only.
     Unavailable(String),
     /// A bug; the detail is for the log only.
@@ -69,7 +71,9 @@ impl AppError {
             AppError::RateLimited { .. } => 429,
             AppError::Internal(_) => 500,
             AppError::OriginUnreachable => 502,
-            AppError::OriginNotConfigured | AppError::Unavailable(_) => 503,
+            AppError::OriginNotConfigured
+            | AppError::PropagationFailed
+            | AppError::Unavailable(_) => 503,
         }
     }
 
@@ -90,6 +94,7 @@ impl AppError {
             AppError::RateLimited { .. } => "rate_limited",
             AppError::OriginUnreachable => "origin_unreachable",
             AppError::OriginNotConfigured => "origin_not_configured",
+            AppError::PropagationFailed => "propagation_failed",
             AppError::Unavailable(_) => "service_unavailable",
             AppError::Internal(_) => "internal_error",
         }
@@ -116,6 +121,10 @@ impl AppError {
             AppError::RateLimited { .. } => "Too many failed attempts; retry later.".into(),
             AppError::OriginUnreachable => "The CRM origin could not be reached.".into(),
             AppError::OriginNotConfigured => "The CRM origin is not configured.".into(),
+            AppError::PropagationFailed => "The change is saved, but the edge cache could not be \
+                 updated: it takes effect everywhere within 6 minutes. Repeat the call to \
+                 propagate it now; repeating it is safe."
+                .into(),
             AppError::Unavailable(_) => {
                 "The service is temporarily unavailable; retry later.".into()
             }

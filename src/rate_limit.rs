@@ -1,13 +1,16 @@
-//! Failed-authentication rate limiting per client IP, on the Workers Rate Limiting binding.
+//! Failed-authentication rate limiting per tenant and client IP, on the Workers Rate Limiting
+//! binding. It protects storage, never at the cost of valid keys.
 //!
-//! Policy: every 401 counts one failure against the client's `CF-Connecting-IP`. Past
-//! `limit` failures within the binding's period (wrangler.toml: 20 per 60 s), the request is
-//! answered 429 with `Retry-After`, and the isolate then answers 429 to that client wherever a
-//! credential would be checked, until the period is over, without reading KV or D1. Successful
-//! requests never count, so valid keys used from other IPs are not affected, and paths that
-//! authenticate nothing (health, the OpenAPI document, forwarding without a key) stay open.
+//! Policy: every 401 counts one failure against the pair (Host's tenant, `CF-Connecting-IP`).
+//! Past `limit` failures within the binding's period (wrangler.toml: 20 per 60 s), the request
+//! is answered 429 with `Retry-After`, and the isolate then refuses that pair, until the period
+//! is over, any key lookup that would reach D1 (and any session, before its signature is
+//! checked). A key that the cache already grants is still admitted, and failures on one tenant
+//! never count against another: integration platforms, NAT and mobile carriers put many
+//! tenants' integrations behind one address. Paths that authenticate nothing (health, the
+//! OpenAPI document, forwarding without a key) stay open.
 
-use crate::domain::time::Millis;
+use crate::domain::{tenant::Tenant, time::Millis};
 use crate::error::AppError;
 use crate::service::BlockedClients;
 use std::cell::RefCell;
@@ -20,10 +23,15 @@ thread_local! {
     static BLOCKED: RefCell<BlockedClients> = RefCell::new(BlockedClients::default());
 }
 
-/// 429 for a client this isolate already knows to be blocked.
-pub fn check(client: Option<&str>, now: Millis) -> Result<(), AppError> {
+/// What the limit counts: one tenant's failures from one address.
+fn counted(tenant: &Tenant, client: &str) -> String {
+    format!("{tenant}|{client}")
+}
+
+/// 429 for a client this isolate already knows to be blocked on this tenant.
+pub fn check(tenant: &Tenant, client: Option<&str>, now: Millis) -> Result<(), AppError> {
     let Some(client) = client else { return Ok(()) };
-    match BLOCKED.with(|b| b.borrow().retry_after(client, now)) {
+    match BLOCKED.with(|b| b.borrow().retry_after(&counted(tenant, client), now)) {
         Some(retry_after_seconds) => Err(AppError::RateLimited {
             retry_after_seconds,
         }),
@@ -34,6 +42,7 @@ pub fn check(client: Option<&str>, now: Millis) -> Result<(), AppError> {
 /// Counts a failed authentication; turns it into 429 once the client is over the limit.
 pub async fn count_failure(
     limiter: Option<RateLimiter>,
+    tenant: &Tenant,
     client: Option<&str>,
     now: Millis,
     error: AppError,
@@ -41,9 +50,10 @@ pub async fn count_failure(
     let (Some(client), Some(limiter)) = (client, limiter) else {
         return error;
     };
-    match limiter.limit(format!("auth-failure:{client}")).await {
+    let counted = counted(tenant, client);
+    match limiter.limit(format!("auth-failure:{counted}")).await {
         Ok(outcome) if !outcome.success => {
-            BLOCKED.with(|b| b.borrow_mut().block(client, now + PERIOD_MS, now));
+            BLOCKED.with(|b| b.borrow_mut().block(&counted, now + PERIOD_MS, now));
             AppError::RateLimited {
                 retry_after_seconds: (PERIOD_MS / 1000) as u32,
             }

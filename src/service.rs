@@ -3,18 +3,21 @@
 //! cache, lastUsed throttling) is tested natively with in-memory fakes; `store::d1` and
 //! `cache::kv` implement them on the real bindings.
 //!
-//! Cache design, and why it cannot resurrect a revoked key at the location that revoked it:
-//! - The *authoritative* entry of a secret is written only by management calls, from D1's state
-//!   after their change (`sync_cache`). A revocation writes a `Deny` there.
-//! - A validation that misses the cache reads D1 and fills a *separate* entry that readers
-//!   consult only when the authoritative one is absent. A fill that raced a revocation can
-//!   therefore only land behind the revocation's `Deny`, never over it.
-//! - A `Deny` is final (unknown, revoked, expired and rotated-out secrets never become valid
-//!   again), so a validation may write it into the authoritative place: that is the negative
-//!   cache, and it makes a flood of guesses cost one KV read each.
+//! Cache design (README, "Cache"). An entry for a secret can live in three places, and a reader
+//! takes the first live one in this order:
+//! 1. *denied*: final denials written by management calls (revocation, a secret rotated out).
+//!    Nothing else writes there, so no later write can shorten or undo a revocation.
+//! 2. *managed*: the entry a management call wrote from D1's state after its change, so that a
+//!    narrowed scope applies at once at this location, ahead of any older fill.
+//! 3. *filled*: what a validation found in D1 after a miss (grants, and short negative entries
+//!    for unknown keys).
+//!
+//! Every grant carries the time it stops being fresh, a bounded while after the D1 read that
+//! justified it, so that a grant that nothing overwrites (a failed KV write) ends by itself.
+//! A denial is final: unknown, revoked and rotated-out secrets never become valid again.
 
 use crate::domain::{
-    cache_entry::{Admitted, CacheEntry, StoredSecret},
+    cache_entry::{Admitted, CacheEntry, StoredSecret, GRANT_FRESH_MS, MANAGED_GRANT_FRESH_MS},
     cursor::Cursor,
     key::{KeyHash, PlainKey},
     model::ApiKey,
@@ -63,7 +66,9 @@ pub trait KeyStore {
     /// Marks the key revoked at `now`, keeping the first revocation time if repeated.
     async fn revoke(&self, tenant: &Tenant, id: Uuid, now: Millis) -> Result<(), StorageError>;
     /// Adds a new current secret; the current one stays valid until `old_valid_until` and any
-    /// older one ends now. False, with nothing changed, when the key is revoked.
+    /// older one ends now. Secrets that can no longer be valid are deleted in the same
+    /// transaction, so a key has at most two. Returns the deleted secrets' hashes, or None, with
+    /// nothing changed, when the key is revoked.
     async fn rotate(
         &self,
         tenant: &Tenant,
@@ -72,7 +77,7 @@ pub trait KeyStore {
         new_prefix: &str,
         old_valid_until: Millis,
         now: Millis,
-    ) -> Result<bool, StorageError>;
+    ) -> Result<Option<Vec<KeyHash>>, StorageError>;
     /// Every secret of one key, for re-syncing the cache after a change.
     async fn secrets_of(
         &self,
@@ -89,19 +94,88 @@ pub trait KeyStore {
     ) -> Result<(), StorageError>;
 }
 
+/// The three places of an entry, in the order readers consult them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Place {
+    Denied,
+    Managed,
+    Filled,
+}
+
+/// What the cache holds for one secret, read from every place at once.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cached {
+    pub denied: Option<CacheEntry>,
+    pub managed: Option<CacheEntry>,
+    pub filled: Option<CacheEntry>,
+}
+
+impl Cached {
+    /// The entry that decides, if any: a denial in the denied place first, then the first
+    /// managed or filled entry that is still fresh. A grant past its freshness counts as absent.
+    pub fn decide(&self, now: Millis) -> Option<&CacheEntry> {
+        if let Some(denial @ CacheEntry::Deny) = &self.denied {
+            return Some(denial);
+        }
+        [&self.managed, &self.filled]
+            .into_iter()
+            .flatten()
+            .find(|entry| entry.is_fresh(now))
+    }
+}
+
+/// One write to the cache, decided by the service and carried out by the caller (a validation's
+/// fill runs off the response path).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheWrite {
+    pub place: Place,
+    pub hash: KeyHash,
+    pub entry: CacheEntry,
+    pub ttl_seconds: u64,
+}
+
+/// KV refuses an `expirationTtl` under 60 s, so that is the shortest negative fill it allows.
+pub const DENY_FILL_TTL_SECONDS: u64 = 60;
+/// A final denial must outlive every grant written before it; grants are fresh for minutes, so
+/// an hour is far beyond any of them. After that, D1 answers (and a fill denies again).
+pub const DENIED_TTL_SECONDS: u64 = 3600;
+
+impl CacheWrite {
+    /// What a validation writes after reading D1: only ever into the filled place.
+    fn fill(hash: KeyHash, entry: CacheEntry) -> CacheWrite {
+        let ttl_seconds = match entry {
+            CacheEntry::Grant(_) => (GRANT_FRESH_MS / 1000) as u64,
+            CacheEntry::Deny => DENY_FILL_TTL_SECONDS,
+        };
+        CacheWrite {
+            place: Place::Filled,
+            hash,
+            entry,
+            ttl_seconds,
+        }
+    }
+
+    /// What a management call writes from D1's state after its change: denials into the
+    /// denied place, grants into the managed place.
+    fn managed(hash: KeyHash, entry: CacheEntry) -> CacheWrite {
+        let (place, ttl_seconds) = match entry {
+            CacheEntry::Grant(_) => (Place::Managed, (MANAGED_GRANT_FRESH_MS / 1000) as u64),
+            CacheEntry::Deny => (Place::Denied, DENIED_TTL_SECONDS),
+        };
+        CacheWrite {
+            place,
+            hash,
+            entry,
+            ttl_seconds,
+        }
+    }
+}
+
 #[allow(async_fn_in_trait)]
 pub trait KeyCache {
-    /// The authoritative entry, or else the filled one.
-    async fn get(&self, hash: &KeyHash) -> Result<Option<CacheEntry>, StorageError>;
-    /// Written by management calls only.
-    async fn put_authoritative(
-        &self,
-        hash: &KeyHash,
-        entry: &CacheEntry,
-    ) -> Result<(), StorageError>;
-    /// Written by validations after a miss: grants go to the fill place, denials (final) to the
-    /// authoritative place, with a short time to live.
-    async fn fill(&self, hash: &KeyHash, entry: &CacheEntry) -> Result<(), StorageError>;
+    /// Every place's entry for one secret.
+    async fn read(&self, hash: &KeyHash) -> Result<Cached, StorageError>;
+    async fn write(&self, write: &CacheWrite) -> Result<(), StorageError>;
 }
 
 /// How a validation found its answer, for the log and for the tests that prove the cache works.
@@ -114,6 +188,9 @@ pub enum CacheOutcome {
     Miss,
     /// KV failed; D1 answered.
     Bypassed,
+    /// Not in the cache, and the client is over the failed-authentication limit: refused
+    /// before any D1 read.
+    Blocked,
 }
 
 impl CacheOutcome {
@@ -124,6 +201,7 @@ impl CacheOutcome {
             CacheOutcome::Negative => "negative",
             CacheOutcome::Miss => "miss",
             CacheOutcome::Bypassed => "bypassed",
+            CacheOutcome::Blocked => "blocked",
         }
     }
 }
@@ -132,7 +210,7 @@ pub struct Validation {
     pub admitted: Option<Admitted>,
     pub cache: CacheOutcome,
     /// A cache fill for the caller to run off the response path.
-    pub fill: Option<(KeyHash, CacheEntry)>,
+    pub fill: Option<CacheWrite>,
 }
 
 pub struct Keys<'a, S, C> {
@@ -141,35 +219,41 @@ pub struct Keys<'a, S, C> {
 }
 
 impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
-    /// Checks a presented key. A malformed key is refused before any read of KV or D1.
+    /// Checks a presented key. A malformed key is refused before any read of KV or D1. A client
+    /// over the failed-authentication limit (`blocked`) is still admitted by a cached grant,
+    /// but refused any lookup that would reach D1.
     pub async fn validate(
         &self,
         presented: &str,
         tenant: &Tenant,
         now: Millis,
+        blocked: bool,
     ) -> Result<Validation, AppError> {
+        let refused = |cache| Validation {
+            admitted: None,
+            cache,
+            fill: None,
+        };
         let Some(key) = PlainKey::parse(presented) else {
-            return Ok(Validation {
-                admitted: None,
-                cache: CacheOutcome::Skipped,
-                fill: None,
-            });
+            return Ok(refused(CacheOutcome::Skipped));
         };
         let hash = key.hash();
-        let cached = self.cache.get(&hash).await;
-        let (entry, cache, fill) = match cached {
+        let cached = self.cache.read(&hash).await;
+        let (entry, cache, fill) = match cached.as_ref().map(|c| c.decide(now)) {
             Ok(Some(entry)) => {
-                let outcome = if entry == CacheEntry::Deny {
+                let outcome = if *entry == CacheEntry::Deny {
                     CacheOutcome::Negative
                 } else {
                     CacheOutcome::Hit
                 };
-                (entry, outcome, None)
+                (entry.clone(), outcome, None)
             }
+            _ if blocked => return Ok(refused(CacheOutcome::Blocked)),
             Ok(None) => {
                 let entry =
                     CacheEntry::from_stored(self.store.find_secret(&hash).await?.as_ref(), now);
-                (entry.clone(), CacheOutcome::Miss, Some((hash, entry)))
+                let fill = CacheWrite::fill(hash, entry.clone());
+                (entry, CacheOutcome::Miss, Some(fill))
             }
             // KV trouble must not lock every integration out: D1 still answers.
             Err(_) => (
@@ -212,7 +296,7 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
         // A failed cache write is harmless here: the key is new, so no stale entry can exist, and
         // a validation will find it in D1. The change is kept rather than failing the request
         // and losing the only copy of the key.
-        let _ = self.sync_cache(tenant, record.id, now).await;
+        let _ = self.sync_cache(tenant, record.id, &[], now).await;
         Ok((record, key))
     }
 
@@ -250,15 +334,16 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
         if !self.store.update(tenant, id, &change).await? {
             return Err(AppError::KeyRevoked);
         }
-        self.sync_cache(tenant, id, now).await?;
+        self.sync_cache(tenant, id, &[], now).await?;
         self.get(tenant, id).await
     }
 
-    /// Idempotent: revoking a revoked key succeeds and re-writes its denials.
+    /// Idempotent: revoking a revoked key succeeds and re-writes its denials, so a call that
+    /// answered `propagation_failed` is safe to repeat.
     pub async fn revoke(&self, tenant: &Tenant, id: Uuid, now: Millis) -> Result<(), AppError> {
         self.get(tenant, id).await?;
         self.store.revoke(tenant, id, now).await?;
-        self.sync_cache(tenant, id, now).await
+        self.sync_cache(tenant, id, &[], now).await
     }
 
     pub async fn rotate(
@@ -272,14 +357,12 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
         let key =
             PlainKey::generate().map_err(|e| AppError::Internal(format!("getrandom: {e}")))?;
         let old_valid_until = now + (grace_seconds as Millis) * 1000;
-        if !self
+        let ended = self
             .store
             .rotate(tenant, id, &key.hash(), &key.prefix(), old_valid_until, now)
             .await?
-        {
-            return Err(AppError::KeyRevoked);
-        }
-        self.sync_cache(tenant, id, now).await?;
+            .ok_or(AppError::KeyRevoked)?;
+        self.sync_cache(tenant, id, &ended, now).await?;
         Ok((self.get(tenant, id).await?, key))
     }
 
@@ -291,26 +374,42 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
         Ok(key)
     }
 
-    /// Re-writes the authoritative cache entry of every secret of a key from D1's state. It
-    /// reads D1 once more after writing and repeats if the state moved meanwhile, so that two
-    /// concurrent management calls on one key cannot leave the older state in KV.
-    async fn sync_cache(&self, tenant: &Tenant, id: Uuid, now: Millis) -> Result<(), AppError> {
+    /// Writes the cache entry of every secret of a key from D1's state after a change (a key
+    /// has at most two), and a denial for each secret the change deleted (`ended`). It reads D1
+    /// once more after writing and repeats if the state moved meanwhile, so that two concurrent
+    /// management calls on one key cannot leave the older state in the managed place. The
+    /// change in D1 stands whatever happens here; a failed write is `propagation_failed`, and
+    /// then the stale entry ends by itself (README, "Cache").
+    async fn sync_cache(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        ended: &[KeyHash],
+        now: Millis,
+    ) -> Result<(), AppError> {
+        let mut failed = false;
+        for hash in ended {
+            let write = CacheWrite::managed(hash.clone(), CacheEntry::Deny);
+            failed |= self.cache.write(&write).await.is_err();
+        }
         let mut secrets = self.store.secrets_of(tenant, id).await?;
         for _ in 0..3 {
             for (hash, secret) in &secrets {
-                self.cache
-                    .put_authoritative(hash, &CacheEntry::from_stored(Some(secret), now))
-                    .await?;
+                let entry = CacheEntry::from_stored_managed(Some(secret), now);
+                let write = CacheWrite::managed(hash.clone(), entry);
+                failed |= self.cache.write(&write).await.is_err();
             }
             let after = self.store.secrets_of(tenant, id).await?;
             if after == secrets {
-                return Ok(());
+                return if failed {
+                    Err(AppError::PropagationFailed)
+                } else {
+                    Ok(())
+                };
             }
             secrets = after;
         }
-        Err(AppError::Unavailable(
-            "cache sync did not settle after 3 rounds".into(),
-        ))
+        Err(AppError::PropagationFailed)
     }
 }
 

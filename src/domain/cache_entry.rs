@@ -6,6 +6,13 @@ use super::{scopes::Scopes, tenant::Tenant, time::Millis};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// How long a grant read from D1 is trusted: the bound on how long a revoked key can keep
+/// working anywhere when every cache write of its revocation failed (README, "Cache").
+pub const GRANT_FRESH_MS: Millis = 300_000;
+/// A management call's grant outlives, by a margin longer than any request, every fill that
+/// read D1 before the call's change, so that a narrowed scope is never overtaken by one.
+pub const MANAGED_GRANT_FRESH_MS: Millis = GRANT_FRESH_MS + 60_000;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 // Externally tagged (`{"grant":{…}}` or `"deny"`): serde reads that in one pass, where an
 // internally tagged enum buffers the whole entry first, on every cache hit.
@@ -27,6 +34,8 @@ pub struct Grant {
     pub expires_at: Option<Millis>,
     /// Set on a secret that a rotation replaced with a grace period.
     pub valid_until: Option<Millis>,
+    /// After this the entry is stale, whatever KV still holds, and D1 is asked again.
+    pub fresh_until: Millis,
 }
 
 /// One secret of a key as D1 stores it, joined with its key.
@@ -41,8 +50,17 @@ pub struct StoredSecret {
 }
 
 impl CacheEntry {
-    /// The entry for a secret found in (or missing from) D1, as of `now`.
+    /// The entry for a secret found in (or missing from) D1 by a validation at `now`.
     pub fn from_stored(secret: Option<&StoredSecret>, now: Millis) -> CacheEntry {
+        CacheEntry::from_d1(secret, now, now + GRANT_FRESH_MS)
+    }
+
+    /// The entry a management call writes for a secret after its change at `now`.
+    pub fn from_stored_managed(secret: Option<&StoredSecret>, now: Millis) -> CacheEntry {
+        CacheEntry::from_d1(secret, now, now + MANAGED_GRANT_FRESH_MS)
+    }
+
+    fn from_d1(secret: Option<&StoredSecret>, now: Millis, fresh_until: Millis) -> CacheEntry {
         match secret {
             Some(s)
                 if s.revoked_at.is_none()
@@ -55,9 +73,18 @@ impl CacheEntry {
                     scopes: s.scopes.to_string(),
                     expires_at: s.expires_at,
                     valid_until: s.valid_until,
+                    fresh_until,
                 })
             }
             _ => CacheEntry::Deny,
+        }
+    }
+
+    /// A denial is always fresh (it is final); a grant until its `fresh_until`.
+    pub fn is_fresh(&self, now: Millis) -> bool {
+        match self {
+            CacheEntry::Grant(grant) => grant.fresh_until > now,
+            CacheEntry::Deny => true,
         }
     }
 
@@ -68,6 +95,7 @@ impl CacheEntry {
             return None;
         };
         if grant.tenant != tenant.as_str()
+            || grant.fresh_until <= now
             || past(grant.expires_at, now)
             || past(grant.valid_until, now)
         {

@@ -132,18 +132,23 @@ impl KeyStore for MemStore {
         new_prefix: &str,
         old_valid_until: Millis,
         now: Millis,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<Option<Vec<KeyHash>>, StorageError> {
         if self.with_key(tenant, id, |k| k.revoked_at.is_none()) != Some(true) {
-            return Ok(false);
+            return Ok(None);
         }
         self.with_key(tenant, id, |k| k.key_prefix = new_prefix.to_string());
-        for secret in self.secrets.borrow_mut().iter_mut().filter(|s| s.1 == id) {
+        let mut secrets = self.secrets.borrow_mut();
+        for secret in secrets.iter_mut().filter(|s| s.1 == id) {
             secret.3 = Some(secret.3.map_or(old_valid_until, |until| until.min(now)));
         }
-        self.secrets
-            .borrow_mut()
-            .push((tenant.to_string(), id, new_hash.clone(), None));
-        Ok(true)
+        let ended: Vec<KeyHash> = secrets
+            .iter()
+            .filter(|s| s.1 == id && s.3.is_some_and(|until| until <= now))
+            .map(|s| s.2.clone())
+            .collect();
+        secrets.retain(|s| !ended.contains(&s.2));
+        secrets.push((tenant.to_string(), id, new_hash.clone(), None));
+        Ok(Some(ended))
     }
     async fn secrets_of(
         &self,
@@ -184,40 +189,32 @@ impl KeyStore for MemStore {
 
 #[derive(Default)]
 struct MemCache {
-    authoritative: RefCell<HashMap<KeyHash, CacheEntry>>,
-    filled: RefCell<HashMap<KeyHash, CacheEntry>>,
+    places: RefCell<HashMap<(Place, KeyHash), CacheEntry>>,
     down: Cell<bool>,
+    writes: Cell<u32>,
 }
 
 impl KeyCache for MemCache {
-    async fn get(&self, hash: &KeyHash) -> Result<Option<CacheEntry>, StorageError> {
+    async fn read(&self, hash: &KeyHash) -> Result<Cached, StorageError> {
         if self.down.get() {
             return Err(StorageError("kv down".into()));
         }
-        Ok(self
-            .authoritative
-            .borrow()
-            .get(hash)
-            .or(self.filled.borrow().get(hash))
-            .cloned())
+        let places = self.places.borrow();
+        let at = |place| places.get(&(place, hash.clone())).cloned();
+        Ok(Cached {
+            denied: at(Place::Denied),
+            managed: at(Place::Managed),
+            filled: at(Place::Filled),
+        })
     }
-    async fn put_authoritative(
-        &self,
-        hash: &KeyHash,
-        entry: &CacheEntry,
-    ) -> Result<(), StorageError> {
-        self.authoritative
+    async fn write(&self, write: &CacheWrite) -> Result<(), StorageError> {
+        if self.down.get() {
+            return Err(StorageError("kv down".into()));
+        }
+        self.writes.set(self.writes.get() + 1);
+        self.places
             .borrow_mut()
-            .insert(hash.clone(), entry.clone());
-        Ok(())
-    }
-    async fn fill(&self, hash: &KeyHash, entry: &CacheEntry) -> Result<(), StorageError> {
-        let place = if matches!(entry, CacheEntry::Deny) {
-            &self.authoritative
-        } else {
-            &self.filled
-        };
-        place.borrow_mut().insert(hash.clone(), entry.clone());
+            .insert((write.place, write.hash.clone()), write.entry.clone());
         Ok(())
     }
 }
@@ -239,9 +236,9 @@ fn create(keys: &Keys<'_, MemStore, MemCache>, body: &str, at: Millis) -> (ApiKe
 }
 
 fn admitted(keys: &Keys<'_, MemStore, MemCache>, key: &str, at: Millis) -> bool {
-    let validation = run(keys.validate(key, &acme(), at)).unwrap();
-    if let Some((hash, entry)) = &validation.fill {
-        run(keys.cache.fill(hash, entry)).unwrap();
+    let validation = run(keys.validate(key, &acme(), at, false)).unwrap();
+    if let Some(fill) = &validation.fill {
+        run(keys.cache.write(fill)).unwrap();
     }
     validation.admitted.is_some()
 }
@@ -259,7 +256,7 @@ fn a_malformed_key_is_refused_without_any_lookup() {
         store: &store,
         cache: &cache,
     };
-    let validation = run(keys.validate("rk_live_nothex", &acme(), NOW)).unwrap();
+    let validation = run(keys.validate("rk_live_nothex", &acme(), NOW, false)).unwrap();
     assert_eq!(
         (validation.admitted, validation.cache),
         (None, CacheOutcome::Skipped)
@@ -275,11 +272,12 @@ fn a_created_key_validates_from_the_cache_without_touching_d1() {
         cache: &cache,
     };
     let (record, key) = create(&keys, r#"{"name": "Zapier", "scopes": "read,write"}"#, NOW);
-    let validation = run(keys.validate(key.reveal(), &acme(), NOW)).unwrap();
+    let validation = run(keys.validate(key.reveal(), &acme(), NOW, false)).unwrap();
     assert_eq!(validation.cache, CacheOutcome::Hit);
     assert_eq!(validation.admitted.unwrap().key_id, record.id);
     assert_eq!(store.lookups.get(), 0);
-    let other = run(keys.validate(key.reveal(), &Tenant::parse("globex").unwrap(), NOW)).unwrap();
+    let other =
+        run(keys.validate(key.reveal(), &Tenant::parse("globex").unwrap(), NOW, false)).unwrap();
     assert!(other.admitted.is_none());
 }
 
@@ -292,7 +290,7 @@ fn unknown_keys_are_cached_negatively_after_one_lookup() {
     };
     let guess = "rk_live_00000000000000000000000000000000";
     assert!(!admitted(&keys, guess, NOW));
-    let again = run(keys.validate(guess, &acme(), NOW)).unwrap();
+    let again = run(keys.validate(guess, &acme(), NOW, false)).unwrap();
     assert_eq!(again.cache, CacheOutcome::Negative);
     assert_eq!(store.lookups.get(), 1);
 }
@@ -305,18 +303,17 @@ fn a_fill_that_raced_a_revocation_cannot_bring_the_key_back() {
         cache: &cache,
     };
     let (record, key) = create(&keys, r#"{"name": "ETL"}"#, NOW);
-    cache.authoritative.borrow_mut().clear(); // as if KV had lost the entry
-                                              // A validation misses the cache and reads D1 while the key is still active ...
-    let racing = run(keys.validate(key.reveal(), &acme(), NOW)).unwrap();
+    cache.places.borrow_mut().clear(); // as if KV had lost the entry
+                                       // A validation misses the cache and reads D1 while the key is still active ...
+    let racing = run(keys.validate(key.reveal(), &acme(), NOW, false)).unwrap();
     assert!(racing.admitted.is_some());
     // ... the key is revoked ...
     run(keys.revoke(&acme(), record.id, NOW + 1)).unwrap();
     // ... and only then does the racing validation's fill land.
-    let (hash, entry) = racing.fill.unwrap();
-    run(cache.fill(&hash, &entry)).unwrap();
+    run(cache.write(&racing.fill.unwrap())).unwrap();
     assert!(!admitted(&keys, key.reveal(), NOW + 2));
     assert_eq!(
-        run(keys.validate(key.reveal(), &acme(), NOW + 2))
+        run(keys.validate(key.reveal(), &acme(), NOW + 2, false))
             .unwrap()
             .cache,
         CacheOutcome::Negative
@@ -371,7 +368,7 @@ fn a_scope_change_applies_to_the_next_validation() {
         scopes: Some(Scopes::parse("write").unwrap()),
     };
     run(keys.update(&acme(), record.id, change, NOW)).unwrap();
-    let admitted = run(keys.validate(key.reveal(), &acme(), NOW))
+    let admitted = run(keys.validate(key.reveal(), &acme(), NOW, false))
         .unwrap()
         .admitted
         .unwrap();
@@ -387,7 +384,7 @@ fn kv_failure_falls_back_to_d1() {
     };
     let (_, key) = create(&keys, r#"{"name": "ETL"}"#, NOW);
     cache.down.set(true);
-    let validation = run(keys.validate(key.reveal(), &acme(), NOW)).unwrap();
+    let validation = run(keys.validate(key.reveal(), &acme(), NOW, false)).unwrap();
     assert_eq!(validation.cache, CacheOutcome::Bypassed);
     assert!(validation.admitted.is_some() && validation.fill.is_none());
 }
@@ -437,4 +434,96 @@ fn a_blocked_client_is_refused_until_its_block_ends() {
     assert_eq!(blocked.retry_after("203.0.113.7", NOW + 59_001), Some(1));
     assert_eq!(blocked.retry_after("203.0.113.7", NOW + 60_000), None);
     assert_eq!(blocked.retry_after("198.51.100.1", NOW), None);
+}
+
+#[test]
+fn a_thousand_rotations_leave_two_secrets_and_a_revocation_touches_only_those() {
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let (record, _) = create(&keys, r#"{"name": "ETL"}"#, NOW);
+    let mut last = None;
+    for i in 0..1000 {
+        let grace = if i % 2 == 0 { 3600 } else { 0 };
+        last = Some(
+            run(keys.rotate(&acme(), record.id, grace, NOW + i))
+                .unwrap()
+                .1,
+        );
+        assert!(store.secrets.borrow().len() <= 2, "after rotation {i}");
+    }
+    let writes_before = cache.writes.get();
+    run(keys.revoke(&acme(), record.id, NOW + 1000)).unwrap();
+    assert!(cache.writes.get() - writes_before <= 2);
+    assert!(!admitted(&keys, last.unwrap().reveal(), NOW + 1001));
+}
+
+#[test]
+fn a_revocation_whose_cache_write_fails_says_so_and_ends_the_key_within_the_bound() {
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let (record, key) = create(&keys, r#"{"name": "ETL"}"#, NOW);
+    assert!(admitted(&keys, key.reveal(), NOW));
+    // KV takes no writes, but still serves the grant the creation wrote.
+    let grant = cache.places.borrow().clone();
+    cache.down.set(true);
+    assert_eq!(
+        run(keys.revoke(&acme(), record.id, NOW + 1)).unwrap_err(),
+        AppError::PropagationFailed
+    );
+    cache.down.set(false);
+    *cache.places.borrow_mut() = grant;
+    assert!(store
+        .stored("acme", record.id)
+        .unwrap()
+        .revoked_at
+        .is_some());
+    let bound = NOW + crate::domain::cache_entry::MANAGED_GRANT_FRESH_MS;
+    assert!(!admitted(&keys, key.reveal(), bound));
+    // Repeating the call is safe and propagates the denial.
+    run(keys.revoke(&acme(), record.id, NOW + 2)).unwrap();
+    assert!(!admitted(&keys, key.reveal(), NOW + 3));
+}
+
+#[test]
+fn fills_never_write_the_denied_place() {
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let (record, key) = create(&keys, r#"{"name": "ETL"}"#, NOW);
+    run(keys.revoke(&acme(), record.id, NOW)).unwrap();
+    cache.places.borrow_mut().clear();
+    let validation = run(keys.validate(key.reveal(), &acme(), NOW + 1, false)).unwrap();
+    let fill = validation.fill.unwrap();
+    assert_eq!((fill.place, fill.entry), (Place::Filled, CacheEntry::Deny));
+    assert_eq!(fill.ttl_seconds, DENY_FILL_TTL_SECONDS);
+}
+
+#[test]
+fn a_blocked_client_keeps_cached_grants_but_is_refused_any_d1_lookup() {
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let (_, key) = create(&keys, r#"{"name": "ETL"}"#, NOW);
+    let cached = run(keys.validate(key.reveal(), &acme(), NOW, true)).unwrap();
+    assert!(cached.admitted.is_some());
+    let guess = "rk_live_00000000000000000000000000000000";
+    let refused = run(keys.validate(guess, &acme(), NOW, true)).unwrap();
+    assert_eq!(
+        (refused.admitted, refused.cache),
+        (None, CacheOutcome::Blocked)
+    );
+    cache.places.borrow_mut().clear();
+    let uncached = run(keys.validate(key.reveal(), &acme(), NOW, true)).unwrap();
+    assert_eq!(uncached.cache, CacheOutcome::Blocked);
+    assert_eq!(store.lookups.get(), 0);
 }

@@ -43,9 +43,11 @@ pub fn prepare(run_dir: &Path) -> Vec<(Instance, Option<String>)> {
         scopes: "read,write".into(),
         expires_at: None,
         valid_until: None,
+        // Written by hand, so fresh for as long as the run may take.
+        fresh_until: (now_seconds() + 3600) * 1000,
     });
     let name = format!(
-        "auth/{}",
+        "managed/{}",
         PlainKey::parse(CACHED_KEY).unwrap().hash().cache_id()
     );
     let value = serde_json::to_string(&grant).unwrap();

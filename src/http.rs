@@ -3,8 +3,9 @@
 use crate::error::AppError;
 use crate::query::split_url;
 use serde::Serialize;
-use worker::wasm_bindgen::JsValue;
-use worker::{web_sys, Request, Response};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{js_sys, web_sys, Request, Response};
 
 /// Bodies over this size get 413 (SPEC: 16 KiB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -59,23 +60,46 @@ pub async fn read_json_body(req: &mut Request, optional: bool) -> Result<Vec<u8>
         return Err(AppError::PayloadTooLarge);
     }
     match content_type.as_deref() {
-        Some(ct) if is_json(ct) => {}
+        Some(ct) if is_json(ct) => read_bounded(req).await,
         None if optional => {
-            let body = req.bytes().await.map_err(internal("read body"))?;
-            return if body.is_empty() {
+            let body = read_bounded(req).await?;
+            if body.is_empty() {
                 Ok(body)
             } else {
                 Err(AppError::UnsupportedMediaType)
-            };
+            }
         }
-        _ => return Err(AppError::UnsupportedMediaType),
+        _ => Err(AppError::UnsupportedMediaType),
     }
-    // A chunked body declares no length; its size is checked once read.
-    let body = req.bytes().await.map_err(internal("read body"))?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(AppError::PayloadTooLarge);
+}
+
+/// Reads the body as a stream and stops at the first chunk past 16 KiB: a chunked body declares
+/// no length, and must not be held whole in memory before it is refused.
+async fn read_bounded(req: &Request) -> Result<Vec<u8>, AppError> {
+    let Some(stream) = req.inner().body() else {
+        return Ok(Vec::new());
+    };
+    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let mut body = Vec::new();
+    loop {
+        let chunk = JsFuture::from(reader.read())
+            .await
+            .map_err(js_internal("read body"))?;
+        let done =
+            js_sys::Reflect::get(&chunk, &"done".into()).map_err(js_internal("read body"))?;
+        if done.is_truthy() {
+            return Ok(body);
+        }
+        let value =
+            js_sys::Reflect::get(&chunk, &"value".into()).map_err(js_internal("read body"))?;
+        let bytes: js_sys::Uint8Array = value.unchecked_into();
+        if body.len() + bytes.length() as usize > MAX_BODY_BYTES {
+            // The rest is never read; cancelling tells the runtime to drop it.
+            let _ = reader.cancel();
+            return Err(AppError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&bytes.to_vec());
     }
-    Ok(body)
 }
 
 /// The request URL's origin (`scheme://host[:port]`) and query.

@@ -1,5 +1,5 @@
 // The API keys settings page. It uses the same /api/v1/api-keys endpoints as every client, with
-// the CRM session cookie (rally_session) that the browser sends by itself. A revealed key lives
+// the CRM session cookie (__Host-rally_session) that the browser sends by itself. A revealed key lives
 // only in the reveal dialog's input until that dialog closes; nothing is kept in storage.
 "use strict";
 

@@ -4,6 +4,7 @@
 pub mod base64url;
 pub mod cache_entry;
 pub mod cursor;
+pub mod forwarding;
 pub mod jwt;
 pub mod key;
 pub mod model;

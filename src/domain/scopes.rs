@@ -45,20 +45,66 @@ impl Scopes {
 
     /// Whether these scopes allow an HTTP method on a CRM route.
     pub fn allows_method(self, method: &str) -> bool {
-        let needed = if matches!(method, "GET" | "HEAD" | "OPTIONS") {
-            READ
-        } else {
-            WRITE
+        self.allows(Needed::for_request(method, []))
+    }
+
+    /// Whether these scopes grant what a CRM request needs.
+    pub fn allows(self, needed: Needed) -> bool {
+        let bit = match needed {
+            Needed::Read => READ,
+            Needed::Write => WRITE,
         };
-        self.0 & (needed | ADMIN) != 0
+        self.0 & (bit | ADMIN) != 0
     }
 
     /// The scope a method needs, for the 403 message.
     pub fn needed_for_method(method: &str) -> &'static str {
-        if matches!(method, "GET" | "HEAD" | "OPTIONS") {
-            "read"
-        } else {
-            "write"
+        Needed::for_request(method, []).as_str()
+    }
+}
+
+/// The scope a request to a CRM route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Needed {
+    Read,
+    Write,
+}
+
+/// Headers by which a client asks the origin's framework to treat a request as another method
+/// (Rails, Laravel, Express's method-override, ASP.NET and others honour one of them).
+pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
+    "X-HTTP-Method-Override",
+    "X-HTTP-Method",
+    "X-Method-Override",
+];
+
+impl Needed {
+    /// The most demanding of what the method and every overriding method need. Only GET, HEAD
+    /// and OPTIONS are reads; any other method, extension methods and values that are not a
+    /// method at all included, needs write. Override values are compared without regard to
+    /// case, since frameworks upper-case them before use.
+    pub fn for_request<'a>(method: &str, overrides: impl IntoIterator<Item = &'a str>) -> Needed {
+        let needs = |method: &str| {
+            let method = method.trim();
+            if ["GET", "HEAD", "OPTIONS"]
+                .iter()
+                .any(|safe| safe.eq_ignore_ascii_case(method))
+            {
+                Needed::Read
+            } else {
+                Needed::Write
+            }
+        };
+        overrides
+            .into_iter()
+            .map(needs)
+            .fold(needs(method), Needed::max)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Needed::Read => "read",
+            Needed::Write => "write",
         }
     }
 }
@@ -142,5 +188,29 @@ mod tests {
             );
         }
         assert!(admin.is_admin() && !Scopes::parse("read,write").unwrap().is_admin());
+    }
+
+    #[test]
+    fn the_most_demanding_of_method_and_overrides_decides() {
+        let cases: [(&str, &[&str], Needed); 8] = [
+            ("GET", &[], Needed::Read),
+            ("GET", &["GET"], Needed::Read),
+            ("GET", &["DELETE"], Needed::Write),
+            ("GET", &["delete"], Needed::Write),
+            ("HEAD", &["get", "PUT"], Needed::Write),
+            ("POST", &["GET"], Needed::Write),
+            ("GET", &["GET, DELETE"], Needed::Write),
+            ("OPTIONS", &[" options "], Needed::Read),
+        ];
+        for (method, overrides, needed) in cases {
+            assert_eq!(
+                Needed::for_request(method, overrides.iter().copied()),
+                needed,
+                "{method} {overrides:?}"
+            );
+        }
+        let read = Scopes::parse("read").unwrap();
+        assert!(!read.allows(Needed::for_request("GET", ["DELETE"])));
+        assert!(Scopes::parse("write").unwrap().allows(Needed::Write));
     }
 }

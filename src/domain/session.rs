@@ -1,11 +1,13 @@
-//! The CRM session as the settings page carries it: an HS256 JWT in the `rally_session` cookie
+//! The CRM session as the settings page carries it: an HS256 JWT in the `__Host-rally_session` cookie
 //! (HttpOnly; Secure; SameSite=Strict), the cross-site check for state-changing requests that
 //! rely on it, and the development-only sign-in gate.
 
 use super::{tenant::Tenant, time::Millis};
 use serde::Serialize;
 
-pub const COOKIE_NAME: &str = "rally_session";
+/// `__Host-`: the browser accepts the cookie only from this very host, over HTTPS, with
+/// `Path=/` and no `Domain`, so a sibling subdomain (another tenant) cannot plant a session.
+pub const COOKIE_NAME: &str = "__Host-rally_session";
 pub const DEV_SESSION_SECONDS: i64 = 8 * 3600;
 
 /// The session token from a `Cookie` header, if it has one.
@@ -82,13 +84,21 @@ mod tests {
     #[test]
     fn finds_the_session_cookie_among_others() {
         assert_eq!(
-            session_from_cookies("a=1; rally_session=tok.en.x; b=2"),
+            session_from_cookies("a=1; __Host-rally_session=tok.en.x; b=2"),
             Some("tok.en.x")
         );
-        assert_eq!(session_from_cookies("rally_session=\"q\""), Some("q"));
-        assert_eq!(session_from_cookies("rally_session_old=x; other=y"), None);
-        assert_eq!(session_from_cookies("rally_session="), None);
+        assert_eq!(
+            session_from_cookies("__Host-rally_session=\"q\""),
+            Some("q")
+        );
+        assert_eq!(
+            session_from_cookies("__Host-rally_session_old=x; other=y"),
+            None
+        );
+        assert_eq!(session_from_cookies("__Host-rally_session="), None);
         assert_eq!(session_from_cookies(""), None);
+        // The unprefixed name can be planted by a sibling subdomain: it is not a session.
+        assert_eq!(session_from_cookies("rally_session=tok.en.x"), None);
     }
 
     #[test]
@@ -136,10 +146,11 @@ mod tests {
     }
 
     #[test]
-    fn the_cookie_is_http_only_secure_and_strict() {
+    fn the_cookie_is_host_only_http_only_secure_and_strict() {
         let cookie = session_cookie("t", 60);
+        assert!(!cookie.to_ascii_lowercase().contains("domain="));
         for attribute in [
-            "rally_session=t",
+            "__Host-rally_session=t",
             "HttpOnly",
             "Secure",
             "SameSite=Strict",

@@ -12,7 +12,7 @@ pub enum Caller {
 }
 
 /// An `X-Api-Key` header takes precedence over `Authorization`, which takes precedence over the
-/// `rally_session` cookie; every failure is the same 401.
+/// `__Host-rally_session` cookie; every failure is the same 401.
 pub async fn authenticate(req: &Request, app: &App<'_>) -> Result<Caller, AppError> {
     if let Some(presented) = header(req, "X-Api-Key") {
         return app.validate_key(&presented).await.map(Caller::Key);

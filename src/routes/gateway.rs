@@ -8,7 +8,8 @@
 //! Measured with `make profile`: see BENCHMARKS.md.
 
 use crate::app::App;
-use crate::domain::scopes::Scopes;
+use crate::domain::forwarding;
+use crate::domain::scopes::{Needed, METHOD_OVERRIDE_HEADERS};
 use crate::error::AppError;
 use crate::http::{self, js_internal};
 use crate::query::UrlParts;
@@ -16,61 +17,77 @@ use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys};
 
-const IDENTITY_PREFIX: &str = "x-rally-";
-
 pub async fn forward(
     req: web_sys::Request,
     url: &UrlParts<'_>,
     app: &App<'_>,
 ) -> Result<web_sys::Response, AppError> {
     let incoming = req.headers();
+    let header = |name: &str| incoming.get(name).ok().flatten();
     let method = req.method();
-    let admitted = match incoming.get("x-api-key").ok().flatten() {
+    let admitted = match header("x-api-key") {
         Some(presented) => {
             let admitted = app.validate_key(&presented).await?;
-            if !admitted.scopes.allows_method(&method) {
+            // A framework that honours a method override would run the overriding method, so
+            // the key must allow that one too.
+            let overrides: Vec<String> = METHOD_OVERRIDE_HEADERS
+                .iter()
+                .filter_map(|h| header(h))
+                .collect();
+            let needed = Needed::for_request(&method, overrides.iter().map(String::as_str));
+            if !admitted.scopes.allows(needed) {
                 return Err(AppError::Forbidden(format!(
-                    "This key needs the {} scope for {method}.",
-                    Scopes::needed_for_method(&method)
+                    "This key needs the {} scope for this request.",
+                    needed.as_str()
                 )));
             }
             Some(admitted)
         }
         None => None,
     };
-    let target = app
+    let origin = app
         .config()
         .origin
         .as_ref()
-        .ok_or(AppError::OriginNotConfigured)?
-        .join(url.path, url.query);
+        .ok_or(AppError::OriginNotConfigured)?;
+    let target = origin.join(url.path, url.query);
 
     // `new Headers(incoming)` copies them all inside the runtime; then the edge removes what
-    // only it may set. Client-sent identity headers go whatever the credential.
+    // only it may set, whatever the credential, and sets its own.
     let headers = web_sys::Headers::new_with_headers(&incoming).map_err(js_internal("headers"))?;
     for name in header_names(&headers)? {
-        if name == "x-api-key" || name == "host" || name.starts_with(IDENTITY_PREFIX) {
+        if name == "host" || forwarding::is_edge_owned(&name) {
             headers.delete(&name).map_err(js_internal("headers"))?;
         }
     }
+    let host = header("host").unwrap_or_default();
+    let proto = url
+        .origin
+        .split_once("://")
+        .map_or("https", |(scheme, _)| scheme);
+    let mut edge = vec![
+        ("X-Rally-Tenant", app.tenant().to_string()),
+        ("X-Forwarded-Host", host),
+        ("X-Forwarded-Proto", proto.to_string()),
+    ];
     if let Some(admitted) = &admitted {
-        let identity = [
-            ("X-Rally-Tenant", app.tenant().to_string()),
-            ("X-Rally-Api-Key-Id", admitted.key_id.to_string()),
-            ("X-Rally-Scopes", admitted.scopes.to_string()),
-        ];
-        for (name, value) in identity {
-            headers.set(name, &value).map_err(js_internal("headers"))?;
-        }
+        edge.push(("X-Rally-Api-Key-Id", admitted.key_id.to_string()));
+        edge.push(("X-Rally-Scopes", admitted.scopes.to_string()));
+    }
+    for (name, value) in edge {
+        headers.set(name, &value).map_err(js_internal("headers"))?;
     }
 
     let init = web_sys::RequestInit::new();
     init.set_method(&method);
     init.set_headers(&headers);
     init.set_redirect(web_sys::RequestRedirect::Manual);
-    // The body is streamed through, never buffered.
-    if let Some(body) = req.body() {
-        init.set_body(&body);
+    // The body is streamed through, never buffered. A GET or HEAD is forwarded without one:
+    // it has no meaning there (RFC 9110), and the runtime's fetch refuses to send it.
+    if !matches!(method.as_str(), "GET" | "HEAD") {
+        if let Some(body) = req.body() {
+            init.set_body(&body);
+        }
     }
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
     let fetched = JsFuture::from(global.fetch_with_str_and_init(&target, &init))

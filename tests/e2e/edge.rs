@@ -83,10 +83,17 @@ fn a_request_without_a_key_is_forwarded_without_client_identity_headers() {
         received[0].header("Authorization"),
         Some("Bearer crm-session")
     );
-    assert!(received[0]
+    // Only the edge's own identity headers, naming the Host's tenant and no key.
+    let rally: Vec<(String, String)> = received[0]
         .headers
         .iter()
-        .all(|(n, _)| !n.to_ascii_lowercase().starts_with("x-rally-")));
+        .filter(|(n, _)| n.to_ascii_lowercase().starts_with("x-rally-"))
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+        .collect();
+    assert_eq!(
+        rally,
+        vec![("x-rally-tenant".to_string(), tenant.name.clone())]
+    );
 }
 
 fn each_rejection_is_answered_at_the_edge_and_never_reaches_the_origin() {

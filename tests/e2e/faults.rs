@@ -218,8 +218,9 @@ fn without_kv_validation_falls_back_to_d1_and_a_down_origin_is_502() {
     );
     assert_eq!(bad.status, 401);
 
-    // A revocation is recorded in D1 but cannot reach the cache: the caller is told to retry,
-    // and D1, which validation falls back to, already refuses the key.
+    // A revocation is recorded in D1 but cannot reach the cache: the caller is told that
+    // propagation failed (a retry is safe), and D1, which validation falls back to, already
+    // refuses the key.
     let id = created["id"].as_str().unwrap();
     let revoke = send(
         no_kv.port,
@@ -231,8 +232,9 @@ fn without_kv_validation_falls_back_to_d1_and_a_down_origin_is_502() {
     );
     assert_eq!(
         (revoke.status, revoke.code()),
-        (503, "service_unavailable".to_string())
+        (503, "propagation_failed".to_string())
     );
+    assert_no_internal_detail(&revoke);
     assert_eq!(
         send(
             no_kv.port,

@@ -56,21 +56,43 @@ fn repeated_failed_authentication_from_one_ip_gets_429_without_touching_storage(
     let retry_after: u32 = limited.header("Retry-After").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after));
 
-    // Once blocked, the client is answered before any KV or D1 read, whatever it sends.
+    // Once blocked, the client is refused every lookup that would reach D1 ...
     let path = unique_path("blocked");
     let again = get(
         &tenant.name,
         &path,
-        &[("X-Api-Key", &key), ("CF-Connecting-IP", &attacker)],
+        &[
+            ("X-Api-Key", "rk_live_0123456789abcdef0123456789abcdef"),
+            ("CF-Connecting-IP", &attacker),
+        ],
     );
-    assert_eq!(again.status, 429);
+    assert_eq!(
+        (again.status, again.code()),
+        (429, "rate_limited".to_string())
+    );
     let line = log_line(again.header("X-Request-Id").unwrap());
     assert_eq!(
-        (line["kvReads"].as_u64(), line["d1Queries"].as_u64()),
-        (Some(0), Some(0)),
+        (line["cache"].as_str(), line["d1Queries"].as_u64()),
+        (Some("blocked"), Some(0)),
         "{line}"
     );
     assert!(worker().origin.received(&path).is_empty());
+    // ... but a key that the cache already grants still gets through: the limit protects
+    // storage, not at the cost of valid keys behind a shared address.
+    let path = unique_path("blocked-valid");
+    let valid = get(
+        &tenant.name,
+        &path,
+        &[("X-Api-Key", &key), ("CF-Connecting-IP", &attacker)],
+    );
+    assert_eq!(valid.status, 200, "{}", valid.text());
+    let line = log_line(valid.header("X-Request-Id").unwrap());
+    assert_eq!(
+        (line["cache"].as_str(), line["d1Queries"].as_u64()),
+        (Some("hit"), Some(0)),
+        "{line}"
+    );
+    assert_eq!(worker().origin.received(&path).len(), 1);
     let session = get(
         &tenant.name,
         "/api/v1/api-keys",

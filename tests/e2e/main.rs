@@ -12,6 +12,7 @@ mod bad_input;
 mod contract;
 mod edge;
 mod faults;
+mod hardening;
 mod isolation;
 mod limits;
 mod management;
@@ -31,6 +32,7 @@ fn main() {
     trials.extend(isolation::tests());
     trials.extend(edge::tests());
     trials.extend(faults::tests());
+    trials.extend(hardening::tests());
     trials.extend(limits::tests());
     trials.extend(contract::tests());
     trials.extend(settings::tests());

@@ -26,11 +26,13 @@ fn dev_sign_in(tenant: &str) -> String {
     assert_eq!(response.status, 303, "{}", response.text());
     assert_eq!(response.header("Location"), Some("/settings/api-keys"));
     let cookie = response.header("Set-Cookie").unwrap().to_string();
-    for attribute in ["HttpOnly", "Secure", "SameSite=Strict"] {
+    assert!(cookie.starts_with("__Host-rally_session="), "{cookie}");
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
+    assert!(!cookie.to_ascii_lowercase().contains("domain="), "{cookie}");
     let pair = cookie.split(';').next().unwrap().to_string();
-    remember_secret(pair.trim_start_matches("rally_session="));
+    remember_secret(pair.trim_start_matches("__Host-rally_session="));
     pair
 }
 

@@ -58,13 +58,13 @@ fn repeated_failed_authentication_from_one_ip_gets_429_without_touching_storage(
 
     // Once blocked, the client is refused every lookup that would reach D1 ...
     let path = unique_path("blocked");
+    let mut never_seen = [0u8; 16];
+    getrandom::fill(&mut never_seen).unwrap();
+    let never_seen = format!("rk_live_{}", hex::encode(never_seen));
     let again = get(
         &tenant.name,
         &path,
-        &[
-            ("X-Api-Key", "rk_live_0123456789abcdef0123456789abcdef"),
-            ("CF-Connecting-IP", &attacker),
-        ],
+        &[("X-Api-Key", &never_seen), ("CF-Connecting-IP", &attacker)],
     );
     assert_eq!(
         (again.status, again.code()),

@@ -1,5 +1,5 @@
 // Shared by the benchmark and the soak: a local origin, the release Worker (or any module
-// Worker) in workerd through Miniflare's API, the schema, and admin session tokens.
+// Worker) in workerd through Miniflare's API, the D1 migrations, and admin session tokens.
 
 import { Miniflare, supportedCompatibilityDate } from "miniflare";
 import http from "node:http";
@@ -57,12 +57,22 @@ export async function startWorker({ originUrl, jwtSecret, scriptPath = `${root}b
   // local KV and D1 simulators, which run inside it too).
   const pid = workerdChildren().find((p) => !before.includes(p));
   const db = await mf.getD1Database("DB");
-  // D1's API takes one statement at a time; comments (which may hold a ';') go first.
-  const schema = readFileSync(`${root}schema.sql`, "utf8").replace(/--.*$/gm, "");
-  for (const statement of schema.split(";").map((s) => s.trim()).filter(Boolean)) {
-    await db.prepare(statement).run();
-  }
+  await applyMigrations(db);
   return { mf, db, kv: await mf.getKVNamespace("API_KEY_CACHE"), port: Number(url.port), pid };
+}
+
+/// Applies every file of migrations/ in name order, as `wrangler d1 migrations apply` does (the
+/// database is fresh, so there is nothing to skip). D1's API takes one statement at a time;
+/// comments (which may hold a ';') go first. A migration with a trigger, whose body holds ';',
+/// would need a real statement splitter here.
+async function applyMigrations(db) {
+  const dir = `${root}migrations/`;
+  for (const file of readdirSync(dir).filter((f) => f.endsWith(".sql")).sort()) {
+    const sql = readFileSync(dir + file, "utf8").replace(/--.*$/gm, "");
+    for (const statement of sql.split(";").map((s) => s.trim()).filter(Boolean)) {
+      await db.prepare(statement).run();
+    }
+  }
 }
 
 /// The workerd processes that this Node process started.

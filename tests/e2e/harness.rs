@@ -1,4 +1,4 @@
-//! The end-to-end harness: builds the Worker once, gives it a fresh local D1 (with schema.sql)
+//! The end-to-end harness: builds the Worker once, gives it a fresh local D1 (with migrations/)
 //! and KV under its own --persist-to directory, starts `wrangler dev` on a free port with
 //! ORIGIN_URL pointing at a recording HTTP server on loopback, and hands tests a client.
 //! The whole wrangler/workerd process group is killed when the run ends, panics included.
@@ -214,8 +214,10 @@ pub fn generated_config(
         .unwrap();
     let mut config = format!(
         "name = \"rally-edge-keys-{name}\"\nmain = \"{}\"\n{compatibility_date}\n\n[vars]\nROOT_DOMAIN = \"rallycrm.io\"\n\n\
-         [[d1_databases]]\nbinding = \"DB\"\ndatabase_name = \"rally-edge-keys\"\ndatabase_id = \"00000000-0000-4000-8000-000000000000\"\n",
-        project_root().join("build/index.js").display()
+         [[d1_databases]]\nbinding = \"DB\"\ndatabase_name = \"rally-edge-keys\"\ndatabase_id = \"00000000-0000-4000-8000-000000000000\"\n\
+         migrations_dir = \"{}\"\n",
+        project_root().join("build/index.js").display(),
+        project_root().join("migrations").display()
     );
     if with_kv {
         config.push_str("\n[[kv_namespaces]]\nbinding = \"API_KEY_CACHE\"\nid = \"00000000000000000000000000000000\"\n");
@@ -241,7 +243,7 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Makes the state directory and, with `schema`, applies schema.sql to its D1.
+    /// Makes the state directory and, with `schema`, applies migrations/ to its D1.
     pub fn prepare(
         run_dir: &Path,
         name: &'static str,
@@ -260,8 +262,8 @@ impl Instance {
         };
         if schema {
             instance.wrangler(
-                &["d1", "execute", "DB", "--local", "--file", "schema.sql"],
-                "schema",
+                &["d1", "migrations", "apply", "DB", "--local"],
+                "migrations",
             );
         }
         instance

@@ -8,6 +8,25 @@ import { readdirSync, readFileSync } from "node:fs";
 
 export const root = new URL("..", import.meta.url).pathname;
 
+/// The letters the benchmark's cases (bench/run.mjs) had before they had names. Earlier results
+/// and commands quote them, so BENCH_CASES and PROFILE_CASE still accept them.
+export const OLD_CASE_LETTERS = {
+  a: "gateway-valid-key", b: "gateway-no-key", c: "js-minimal", d: "malformed-key", e: "unknown-key-cached",
+  f: "d1-miss", g: "list-page", h: "js-same-work", i: "js-floor",
+};
+
+/// The case names of an environment variable's comma-separated list of names or old letters;
+/// exits with the list of known names if one is not among them.
+export function caseNames(variable, known) {
+  const names = process.env[variable].split(",").map((c) => OLD_CASE_LETTERS[c.trim()] ?? c.trim());
+  const unknown = names.filter((name) => !known.includes(name));
+  if (unknown.length) {
+    console.error(`${variable}: no case ${unknown.join(", ")}; the cases are ${known.join(", ")}`);
+    process.exit(2);
+  }
+  return names;
+}
+
 /// A loopback origin that answers every request with a small JSON body.
 export async function startOrigin() {
   const server = http.createServer((req, res) => {

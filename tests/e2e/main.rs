@@ -13,6 +13,7 @@ mod faults;
 mod isolation;
 mod limits;
 mod management;
+mod migrations;
 mod settings;
 
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -32,6 +33,7 @@ fn main() {
     trials.extend(limits::tests());
     trials.extend(contract::tests());
     trials.extend(settings::tests());
+    trials.extend(migrations::tests());
     let conclusion = libtest_mimic::run(&args, trials);
 
     // Last, when every other test has sent its traffic: no key, hash or token in any log.

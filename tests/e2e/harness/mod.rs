@@ -110,6 +110,7 @@ pub struct Worker {
 struct Started {
     worker: Worker,
     instances: Vec<Instance>,
+    run_dir: PathBuf,
 }
 
 static STARTED: OnceLock<Started> = OnceLock::new();
@@ -134,6 +135,11 @@ pub fn instance(name: &str) -> &'static Instance {
             let names: Vec<_> = instances.iter().map(|i| i.name).collect();
             panic!("no instance {name:?} in harness::INSTANCES (there are {names:?})")
         })
+}
+
+/// This run's directory under .e2e: instances' state and logs, and room for tests' own.
+pub fn run_dir() -> &'static PathBuf {
+    &started().run_dir
 }
 
 /// Builds the Worker, prepares each instance's state and starts them all. Called once, from
@@ -162,7 +168,7 @@ pub fn start() -> Running {
             Upstream::Unreachable => unreachable.clone(),
         });
     }
-    let running = Running::start(run_dir, &mut instances, &origin_urls);
+    let running = Running::start(run_dir.clone(), &mut instances, &origin_urls);
 
     let main = &instances[0];
     let state = Started {
@@ -172,6 +178,7 @@ pub fn start() -> Running {
             origin,
         },
         instances,
+        run_dir,
     };
     assert!(STARTED.set(state).is_ok(), "the harness starts once");
     eprintln!(

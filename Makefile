@@ -8,16 +8,16 @@ test:
 	bash scripts/test.sh
 
 build:
-	bash scripts/setup.sh && bash scripts/build.sh
+	bash scripts/setup.sh dev && bash scripts/build.sh
 
 # Performance and size of the release Worker in workerd, wrk over 127.0.0.1 (BENCHMARKS.md).
 bench:
 	bash scripts/bench.sh
 
-# Where case (a)'s (or PROFILE_CASE's) time goes: a V8 CPU profile of the release Worker under
-# wrk, built with the wasm names kept (bench/profile.mjs).
+# Where case gateway-valid-key's (or PROFILE_CASE's) time goes: a V8 CPU profile of the release
+# Worker under wrk, built with the wasm names kept (bench/profile.mjs).
 profile:
-	bash scripts/setup.sh && EDGE_KEYS_KEEP_NAMES=1 bash scripts/build.sh
+	bash scripts/setup.sh dev && EDGE_KEYS_KEEP_NAMES=1 bash scripts/build.sh
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	node_modules/.bin/node bench/profile.mjs
 

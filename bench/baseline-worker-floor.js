@@ -1,6 +1,6 @@
-// Case (i): the JavaScript floor, the same forward as case (c) with no key, no hash and no KV
-// read. (c) against (i) is what the SHA-256 and the KV read cost a Worker on this set-up, which
-// bounds how close any Worker that reads KV can come to its own floor.
+// Case js-floor: the JavaScript floor, the same forward as case js-minimal with no key, no hash
+// and no KV read. js-minimal against js-floor is what the SHA-256 and the KV read cost a Worker
+// on this set-up, which bounds how close any Worker that reads KV can come to its own floor.
 export default {
   async fetch(request, env) {
     const url = new URL(request.url);

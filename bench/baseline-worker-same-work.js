@@ -1,8 +1,9 @@
-// Case (h): a JavaScript Worker doing all the work that the Rust Worker does in case (a), where
-// case (c) does only the minimum. On top of (c) it checks the key's format and the method's
-// scope, removes client-sent X-Rally-* headers, adds the edge's headers to the origin's
-// response (X-Request-Id, nosniff) and prints one JSON log line per request. Comparing (a) with
-// (h) separates the cost of Rust/wasm from the cost of the extra work.
+// Case js-same-work: a JavaScript Worker doing all the work that the Rust Worker does in case
+// gateway-valid-key, where case js-minimal does only the minimum. On top of js-minimal it checks
+// the key's format and the method's scope, removes client-sent X-Rally-* headers, adds the edge's
+// headers to the origin's response (X-Request-Id, nosniff) and prints one JSON log line per
+// request. Comparing gateway-valid-key with js-same-work separates the cost of Rust/wasm from the
+// cost of the extra work.
 const KEY_FORMAT = /^rk_live_[0-9a-f]{32}$/;
 
 export default {

@@ -1,7 +1,7 @@
-// Case (c): the obvious JavaScript Worker for the same job as case (a). It hashes the key with
-// crypto.subtle, reads one KV entry, checks the tenant and forwards to the origin with the
-// identity headers. It does less than the Rust Worker (no format check, no negative cache, no
-// rate limit, no log line): it is the baseline a user could write instead.
+// Case js-minimal: the obvious JavaScript Worker for the same job as case gateway-valid-key. It
+// hashes the key with crypto.subtle, reads one KV entry, checks the tenant and forwards to the
+// origin with the identity headers. It does less than the Rust Worker (no format check, no
+// negative cache, no rate limit, no log line): it is the baseline a user could write instead.
 export default {
   async fetch(request, env) {
     const key = request.headers.get("x-api-key");

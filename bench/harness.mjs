@@ -1,5 +1,5 @@
 // Shared by the benchmark and the soak: a local origin, the release Worker (or any module
-// Worker) in workerd through Miniflare's API, the schema, and admin session tokens.
+// Worker) in workerd through Miniflare's API, the D1 migrations, and admin session tokens.
 
 import { Miniflare, supportedCompatibilityDate } from "miniflare";
 import http from "node:http";
@@ -7,6 +7,25 @@ import { createHmac } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 
 export const root = new URL("..", import.meta.url).pathname;
+
+/// The letters the benchmark's cases (bench/run.mjs) had before they had names. Earlier results
+/// and commands quote them, so BENCH_CASES and PROFILE_CASE still accept them.
+export const OLD_CASE_LETTERS = {
+  a: "gateway-valid-key", b: "gateway-no-key", c: "js-minimal", d: "malformed-key", e: "unknown-key-cached",
+  f: "d1-miss", g: "list-page", h: "js-same-work", i: "js-floor",
+};
+
+/// The case names of an environment variable's comma-separated list of names or old letters;
+/// exits with the list of known names if one is not among them.
+export function caseNames(variable, known) {
+  const names = process.env[variable].split(",").map((c) => OLD_CASE_LETTERS[c.trim()] ?? c.trim());
+  const unknown = names.filter((name) => !known.includes(name));
+  if (unknown.length) {
+    console.error(`${variable}: no case ${unknown.join(", ")}; the cases are ${known.join(", ")}`);
+    process.exit(2);
+  }
+  return names;
+}
 
 /// A loopback origin that answers every request with a small JSON body.
 export async function startOrigin() {
@@ -57,12 +76,22 @@ export async function startWorker({ originUrl, jwtSecret, scriptPath = `${root}b
   // local KV and D1 simulators, which run inside it too).
   const pid = workerdChildren().find((p) => !before.includes(p));
   const db = await mf.getD1Database("DB");
-  // D1's API takes one statement at a time; comments (which may hold a ';') go first.
-  const schema = readFileSync(`${root}schema.sql`, "utf8").replace(/--.*$/gm, "");
-  for (const statement of schema.split(";").map((s) => s.trim()).filter(Boolean)) {
-    await db.prepare(statement).run();
-  }
+  await applyMigrations(db);
   return { mf, db, kv: await mf.getKVNamespace("API_KEY_CACHE"), port: Number(url.port), pid };
+}
+
+/// Applies every file of migrations/ in name order, as `wrangler d1 migrations apply` does (the
+/// database is fresh, so there is nothing to skip). D1's API takes one statement at a time;
+/// comments (which may hold a ';') go first. A migration with a trigger, whose body holds ';',
+/// would need a real statement splitter here.
+async function applyMigrations(db) {
+  const dir = `${root}migrations/`;
+  for (const file of readdirSync(dir).filter((f) => f.endsWith(".sql")).sort()) {
+    const sql = readFileSync(dir + file, "utf8").replace(/--.*$/gm, "");
+    for (const statement of sql.split(";").map((s) => s.trim()).filter(Boolean)) {
+      await db.prepare(statement).run();
+    }
+  }
 }
 
 /// The workerd processes that this Node process started.

@@ -1,15 +1,17 @@
 // Where the time of one benchmark case goes: runs the release Worker in workerd (Miniflare, with
-// its V8 inspector on loopback), drives case (a) or (b) with wrk for PROFILE_SECONDS, records a
-// V8 CPU profile meanwhile and prints the functions with the most self time, wasm and JS alike.
+// its V8 inspector on loopback), drives case gateway-valid-key or gateway-no-key with wrk for
+// PROFILE_SECONDS, records a V8 CPU profile meanwhile and prints the functions with the most
+// self time, wasm and JS alike.
 // Build with EDGE_KEYS_KEEP_NAMES=1 so that wasm functions have names.
-// Usage: make profile [PROFILE_CASE=a|b] [PROFILE_SECONDS=8]
+// Usage: make profile [PROFILE_CASE=gateway-valid-key|gateway-no-key] [PROFILE_SECONDS=8]
 
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { randomBytes } from "node:crypto";
-import { request, sessionToken, startOrigin, startWorker } from "./harness.mjs";
+import { caseNames, request, sessionToken, startOrigin, startWorker } from "./harness.mjs";
 
-const CASE = process.env.PROFILE_CASE ?? "a";
+// The two cases this profile can drive (an old letter, a or b, is accepted too).
+const CASE = process.env.PROFILE_CASE ? caseNames("PROFILE_CASE", ["gateway-valid-key", "gateway-no-key"])[0] : "gateway-valid-key";
 const SECONDS = Number(process.env.PROFILE_SECONDS ?? 8);
 const TOP = Number(process.env.PROFILE_TOP ?? 40);
 const JWT_SECRET = randomBytes(24).toString("hex");
@@ -22,7 +24,7 @@ const created = await request(worker.port, "POST", `${TENANT}.localhost`, "/api/
   { authorization: sessionToken(TENANT, JWT_SECRET), "content-type": "application/json" },
   JSON.stringify({ name: "profile", scopes: "read,write" }));
 if (created.status !== 201) throw new Error(`create: ${created.status} ${created.body}`);
-const headers = CASE === "a" ? ["-H", `X-Api-Key: ${JSON.parse(created.body).key}`] : [];
+const headers = CASE === "gateway-valid-key" ? ["-H", `X-Api-Key: ${JSON.parse(created.body).key}`] : [];
 const load = (seconds) => wrk("wrk", ["-t1", "-c10", `-d${seconds}s`, "-s", `${import.meta.dirname}/wrk/check.lua`,
   "-H", `Host: ${TENANT}.localhost`, ...headers, `http://127.0.0.1:${worker.port}/crm/contacts?page=2`]);
 
@@ -65,7 +67,7 @@ const total = [...self.values()].reduce((a, b) => a + b, 0);
 const busy = [...self.entries()].filter(([name]) => name !== "(idle)" && name !== "(program)");
 const busyTotal = busy.reduce((a, [, t]) => a + t, 0);
 const result = JSON.parse(stdout.split("\n").find((l) => l.startsWith("BENCH ")).slice(6));
-console.log(`case (${CASE}): ${(result.requests / result.seconds).toFixed(0)} req/s over ${SECONDS} s; ` +
+console.log(`case ${CASE}: ${(result.requests / result.seconds).toFixed(0)} req/s over ${SECONDS} s; ` +
   `isolate busy ${(100 * busyTotal / total).toFixed(1)} % of samples (idle and program excluded below)`);
 console.log("self %  function");
 for (const [name, t] of busy.sort((x, y) => y[1] - x[1]).slice(0, TOP)) {

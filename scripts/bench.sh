@@ -3,7 +3,7 @@
 # bench/run.mjs: every case against workerd on 127.0.0.1, a few minutes in all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh dev
 bash scripts/build.sh
 if ! command -v wrk >/dev/null; then
   apt-get update -qq && apt-get install -y -qq wrk

@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Everything a bare machine needs before `wrangler dev` or the tests, and nothing twice:
-# the wasm target, the pinned cargo tools, the npm packages and .dev.vars.
+# What a bare machine needs, and nothing twice. Two levels:
+#   scripts/setup.sh dev   (the default) what `wrangler dev`, the build and the benchmarks need:
+#                          the wasm target, the pinned cargo tools, the npm packages, .dev.vars
+#   scripts/setup.sh test  all of that, and the test-only tools: schemathesis in .venv and
+#                          Debian's Chromium for the browser test
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+level=${1:-dev}
+case "$level" in
+  dev | test) ;;
+  *) echo "usage: scripts/setup.sh [dev|test]" >&2; exit 2 ;;
+esac
 
 WORKER_BUILD_VERSION=0.8.7
 # The CLI must equal the wasm-bindgen crate in Cargo.lock exactly.
@@ -36,6 +45,13 @@ if ! cmp -s package-lock.json node_modules/.installed-lock 2>/dev/null; then
   cp package-lock.json node_modules/.installed-lock
 fi
 
+if [ ! -f .dev.vars ]; then
+  step ".dev.vars from .dev.vars.example"
+  cp .dev.vars.example .dev.vars
+fi
+
+[ "$level" = test ] || exit 0
+
 # schemathesis (the OpenAPI contract run of the test suite), only when its pins changed.
 if ! cmp -s requirements-test.txt .venv/.installed-requirements 2>/dev/null; then
   step "python test tools (.venv, requirements-test.txt)"
@@ -50,9 +66,4 @@ if [ ! -x /usr/bin/chromium ]; then
   step "chromium (apt)"
   apt-get update -qq
   apt-get install -y -qq chromium
-fi
-
-if [ ! -f .dev.vars ]; then
-  step ".dev.vars from .dev.vars.example"
-  cp .dev.vars.example .dev.vars
 fi

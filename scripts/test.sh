@@ -3,7 +3,7 @@
 # the real Worker under wrangler dev (the harness in tests/e2e builds it once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh test
 export WRANGLER_SEND_METRICS=false
 
 printf '\n== format and lints (native and wasm32)\n'
@@ -16,8 +16,6 @@ rm -f .e2e/wrangler.pgid
 cargo test --locked
 
 printf '\n== no process of the run outlives it\n'
-# The harness started wrangler dev (and so workerd) in a process group of its own and wrote its
-# id down; every process of that group must be gone. Other checkouts' runs are not counted.
 # The harness started each wrangler dev (and so its workerd) in a process group of its own and
 # wrote the group ids down; every process of those groups must be gone. Other checkouts' runs
 # are not counted.

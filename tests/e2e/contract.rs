@@ -5,7 +5,6 @@
 use crate::harness::*;
 use crate::trials;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub fn tests() -> Vec<libtest_mimic::Trial> {
@@ -13,24 +12,6 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         the_served_openapi_document_is_the_file_in_the_repository,
         schemathesis_finds_no_failure_against_the_live_worker,
     )
-}
-
-static CONTRACT: OnceLock<Instance> = OnceLock::new();
-
-/// schemathesis sends hundreds of deliberately unauthenticated requests from one client; with the
-/// failed-authentication limiter on, it would mostly test the 429 path (tested in limits.rs).
-/// This instance is the same Worker, D1 and KV without the limiter.
-pub fn prepare(run_dir: &std::path::Path) -> Instance {
-    let config = generated_config(run_dir, "contract", true, false);
-    Instance::prepare(run_dir, "contract", Some(config), true)
-}
-
-pub fn port() -> u16 {
-    CONTRACT.get().unwrap().port
-}
-
-pub fn started(instance: Instance) {
-    assert!(CONTRACT.set(instance).is_ok());
 }
 
 fn the_served_openapi_document_is_the_file_in_the_repository() {
@@ -50,7 +31,7 @@ const MAX_EXAMPLES: &str = "40";
 const TIME_LIMIT: Duration = Duration::from_secs(240);
 
 fn schemathesis_finds_no_failure_against_the_live_worker() {
-    let port = CONTRACT.get().unwrap().port;
+    let port = instance("contract").port;
     let tenant = "contract";
     let report = project_root().join(".e2e/schemathesis.txt");
     let mut child = Command::new(project_root().join(".venv/bin/schemathesis"))

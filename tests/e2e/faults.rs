@@ -8,8 +8,6 @@ use rally_edge_keys::domain::{
     key::PlainKey,
 };
 use serde_json::json;
-use std::path::Path;
-use std::sync::OnceLock;
 
 pub fn tests() -> Vec<libtest_mimic::Trial> {
     trials!("faults":
@@ -23,20 +21,9 @@ const TENANT: &str = "faults";
 const CACHED_KEY: &str = "rk_live_0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f";
 const CACHED_KEY_ID: &str = "0b7e6c1e-4f3a-4d7a-9c55-2f2b6f1d9a01";
 
-static INSTANCES: OnceLock<Vec<Instance>> = OnceLock::new();
-
-fn instance(name: &str) -> &'static Instance {
-    INSTANCES
-        .get()
-        .unwrap()
-        .iter()
-        .find(|i| i.name == name)
-        .unwrap()
-}
-
-/// The fault instances and the origin each forwards to (None: the recording origin).
-pub fn prepare(run_dir: &Path) -> Vec<(Instance, Option<String>)> {
-    let no_schema = Instance::prepare(run_dir, "no-d1-schema", None, false);
+/// Before the "no-d1-schema" instance starts (harness::INSTANCES): writes CACHED_KEY's grant
+/// straight into its KV.
+pub fn seed_cached_key(no_schema: &Instance) {
     let grant = CacheEntry::Grant(Grant {
         key_id: CACHED_KEY_ID.parse().unwrap(),
         tenant: TENANT.into(),
@@ -64,16 +51,6 @@ pub fn prepare(run_dir: &Path) -> Vec<(Instance, Option<String>)> {
         ],
         "seed KV",
     );
-
-    // The same Worker with no KV binding at all, forwarding to a port where nothing listens.
-    let config = generated_config(run_dir, "no-kv", false, false);
-    let no_kv = Instance::prepare(run_dir, "no-kv", Some(config), true);
-    let dead_origin = format!("http://127.0.0.1:{}", free_port());
-    vec![(no_schema, None), (no_kv, Some(dead_origin))]
-}
-
-pub fn started(instances: Vec<Instance>) {
-    assert!(INSTANCES.set(instances).is_ok());
 }
 
 fn admin() -> String {

@@ -16,6 +16,7 @@ mod hardening;
 mod isolation;
 mod limits;
 mod management;
+mod migrations;
 mod settings;
 
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -36,6 +37,7 @@ fn main() {
     trials.extend(limits::tests());
     trials.extend(contract::tests());
     trials.extend(settings::tests());
+    trials.extend(migrations::tests());
     let conclusion = libtest_mimic::run(&args, trials);
 
     // Last, when every other test has sent its traffic: no key, hash or token in any log.

@@ -127,7 +127,7 @@ fn the_dev_sign_in_is_off_by_default() {
     );
     // ... and a Worker without the var (the contract instance: wrangler.toml's bindings, no
     // .dev.vars, no --var) has no such route.
-    let port = crate::contract::port();
+    let port = instance("contract").port;
     let response = send(
         port,
         "POST",

@@ -1,0 +1,80 @@
+//! The recording origin: a small real HTTP server on loopback standing in for the CRM origin.
+
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Answers 200 and records every request it receives.
+pub struct Origin {
+    pub port: u16,
+    received: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl Origin {
+    pub fn start() -> Origin {
+        let server = tiny_http::Server::http("127.0.0.1:0").expect("origin listens");
+        let port = server.server_addr().to_ip().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = received.clone();
+        std::thread::spawn(move || {
+            for mut request in server.incoming_requests() {
+                let mut body = Vec::new();
+                let _ = request.as_reader().read_to_end(&mut body);
+                let recorded = Recorded {
+                    method: request.method().to_string(),
+                    url: request.url().to_string(),
+                    headers: request
+                        .headers()
+                        .iter()
+                        .map(|h| (h.field.to_string(), h.value.to_string()))
+                        .collect(),
+                    body,
+                };
+                sink.lock().unwrap().push(recorded);
+                let header =
+                    tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap();
+                let _ = request.respond(
+                    tiny_http::Response::from_string(r#"{"origin":"ok"}"#).with_header(header),
+                );
+            }
+        });
+        Origin { port, received }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Requests the origin received for exactly this path and query.
+    pub fn received(&self, url: &str) -> Vec<Recorded> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.url == url)
+            .cloned()
+            .collect()
+    }
+}
+
+/// A path no other test uses, so that what the origin received can be attributed.
+pub fn unique_path(label: &str) -> String {
+    let mut random = [0u8; 6];
+    getrandom::fill(&mut random).unwrap();
+    format!("/crm/{label}/{}", hex::encode(random))
+}

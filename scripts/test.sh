@@ -11,6 +11,8 @@ cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo clippy --lib --target wasm32-unknown-unknown --locked -- -D warnings
 
+bash scripts/lint-openapi.sh
+
 printf '\n== unit and end-to-end tests\n'
 rm -f .e2e/wrangler.pgid
 cargo test --locked

@@ -4,11 +4,13 @@
 
 use crate::cache::kv::{KvCache, KvNamespace};
 use crate::config::{names, Config, Secret};
+use crate::domain::identity::{self, Assertion};
 use crate::domain::{cache_entry::Admitted, tenant::Tenant, time::Millis};
 use crate::error::AppError;
 use crate::log::RequestLog;
 use crate::rate_limit;
 use crate::service::{CacheOutcome, KeyCache, KeyStore, Keys, LastUsedThrottle};
+use crate::signer;
 use crate::store::d1::D1Store;
 use std::cell::{OnceCell, RefCell};
 use std::future::Future;
@@ -75,6 +77,8 @@ impl Isolate {
 pub struct App<'a> {
     isolate: Rc<Isolate>,
     ctx: &'a Context,
+    /// The id the response's `X-Request-Id` carries, and the assertion's `jti`.
+    request_id: &'a str,
     tenant: Tenant,
     now: Millis,
     /// The client's IP (`CF-Connecting-IP`).
@@ -89,6 +93,7 @@ impl<'a> App<'a> {
     pub fn new(
         isolate: Rc<Isolate>,
         ctx: &'a Context,
+        request_id: &'a str,
         tenant: Tenant,
         now: Millis,
         client: Option<String>,
@@ -98,6 +103,7 @@ impl<'a> App<'a> {
             cache: isolate.cache(),
             isolate,
             ctx,
+            request_id,
             tenant,
             now,
             client,
@@ -147,6 +153,37 @@ impl<'a> App<'a> {
             .clone()
             .map(JsCast::unchecked_into)
             .ok_or_else(|| AppError::Unavailable(format!("binding {} is missing", names::ASSETS)))
+    }
+
+    /// The signed `X-Rally-Identity` for a request this key was admitted for.
+    pub async fn identity_assertion(
+        &self,
+        admitted: &Admitted,
+        method: &str,
+        path: &str,
+    ) -> Result<String, AppError> {
+        let config = self.config();
+        let key = config
+            .identity
+            .as_ref()
+            .ok_or(AppError::IdentityNotConfigured)?;
+        let origin = config
+            .origin
+            .as_ref()
+            .ok_or(AppError::OriginNotConfigured)?;
+        let input = Assertion {
+            audience: origin.origin(),
+            key_id: &admitted.key_id.to_string(),
+            tenant: self.tenant.as_str(),
+            scopes: &admitted.scopes.to_string(),
+            request_id: self.request_id,
+            method,
+            path,
+            now: self.now,
+        }
+        .signing_input(&key.kid);
+        let signature = signer::sign(key, &input).await?;
+        Ok(identity::token(&input, &signature))
     }
 
     /// Runs `work` after the response, for as long as the runtime allows.

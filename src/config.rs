@@ -3,6 +3,7 @@
 //! crate looks one up by name. It is parsed once per isolate, since the runtime's `env` lives as
 //! long as the isolate, and secrets are held in a type that never prints.
 
+use crate::domain::identity::SigningKey;
 use std::fmt;
 
 /// The names in wrangler.toml and in `wrangler secret put`.
@@ -23,6 +24,10 @@ pub mod names {
     pub const DEV_LOGIN: &str = "DEV_LOGIN";
     /// Secret: HS256 key of CRM sessions and of the list cursors' MAC.
     pub const JWT_SECRET: &str = "JWT_SECRET";
+    /// Secret: the Ed25519 private JWK that signs identity assertions.
+    pub const IDENTITY_SIGNING_KEY: &str = "IDENTITY_SIGNING_KEY";
+    /// Secret, optional: the previous signing key, still published during a rotation.
+    pub const IDENTITY_SIGNING_KEY_PREVIOUS: &str = "IDENTITY_SIGNING_KEY_PREVIOUS";
 }
 
 /// A secret value. `Debug` prints `Secret(REDACTED)`, so that no log line or panic message can
@@ -94,6 +99,9 @@ pub struct Config {
     pub origin: Option<OriginUrl>,
     pub dev_login: bool,
     jwt_secret: Option<Secret>,
+    /// None when unset or unusable: keyed requests then get `503 identity_not_configured`.
+    pub identity: Option<SigningKey>,
+    pub identity_previous: Option<SigningKey>,
 }
 
 impl Config {
@@ -105,11 +113,22 @@ impl Config {
             origin: value(names::ORIGIN_URL).and_then(|v| OriginUrl::parse(&v)),
             dev_login: value(names::DEV_LOGIN).as_deref() == Some("enabled"),
             jwt_secret: value(names::JWT_SECRET).map(|v| Secret::new(&v)),
+            identity: value(names::IDENTITY_SIGNING_KEY).and_then(|v| SigningKey::parse(&v)),
+            identity_previous: value(names::IDENTITY_SIGNING_KEY_PREVIOUS)
+                .and_then(|v| SigningKey::parse(&v)),
         }
     }
 
     pub fn jwt_secret(&self) -> Option<&Secret> {
         self.jwt_secret.as_ref()
+    }
+
+    /// The keys the JWK Set publishes: the current one, then the previous one.
+    pub fn published_keys(&self) -> Vec<&SigningKey> {
+        self.identity
+            .iter()
+            .chain(self.identity_previous.iter())
+            .collect()
     }
 }
 

@@ -28,6 +28,8 @@ pub enum AppError {
     },
     OriginUnreachable,
     OriginNotConfigured,
+    /// No usable identity signing key: a keyed request is not forwarded without an assertion.
+    IdentityNotConfigured,
     /// A management change is saved in D1, but the edge cache could not be updated.
     PropagationFailed,
     /// D1, KV or configuration trouble; the detail is for the log only.
@@ -72,6 +74,7 @@ impl AppError {
             AppError::Internal(_) => 500,
             AppError::OriginUnreachable => 502,
             AppError::OriginNotConfigured
+            | AppError::IdentityNotConfigured
             | AppError::PropagationFailed
             | AppError::Unavailable(_) => 503,
         }
@@ -94,6 +97,7 @@ impl AppError {
             AppError::RateLimited { .. } => "rate_limited",
             AppError::OriginUnreachable => "origin_unreachable",
             AppError::OriginNotConfigured => "origin_not_configured",
+            AppError::IdentityNotConfigured => "identity_not_configured",
             AppError::PropagationFailed => "propagation_failed",
             AppError::Unavailable(_) => "service_unavailable",
             AppError::Internal(_) => "internal_error",
@@ -121,6 +125,9 @@ impl AppError {
             AppError::RateLimited { .. } => "Too many failed attempts; retry later.".into(),
             AppError::OriginUnreachable => "The CRM origin could not be reached.".into(),
             AppError::OriginNotConfigured => "The CRM origin is not configured.".into(),
+            AppError::IdentityNotConfigured => {
+                "The edge cannot sign identity assertions; the request was not forwarded.".into()
+            }
             AppError::PropagationFailed => "The change is saved, but the edge cache could not be \
                  updated: it takes effect everywhere within 6 minutes. Repeat the call to \
                  propagate it now; repeating it is safe."

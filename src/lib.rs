@@ -22,6 +22,8 @@ mod rate_limit;
 #[cfg(target_arch = "wasm32")]
 mod routes;
 #[cfg(target_arch = "wasm32")]
+mod signer;
+#[cfg(target_arch = "wasm32")]
 mod store;
 
 #[cfg(target_arch = "wasm32")]
@@ -51,7 +53,15 @@ mod entry {
             Some(tenant) => {
                 log.set_tenant(tenant.as_str());
                 let now = started as i64;
-                let app = App::new(isolate, &ctx, tenant, now, header("CF-Connecting-IP"), &log);
+                let app = App::new(
+                    isolate,
+                    &ctx,
+                    &request_id,
+                    tenant,
+                    now,
+                    header("CF-Connecting-IP"),
+                    &log,
+                );
                 let result = routes::handle(req, &url, &app).await;
                 app.record_counters();
                 match result {

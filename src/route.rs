@@ -10,6 +10,8 @@
 pub enum Route<'a> {
     Health,
     OpenApi,
+    /// The public keys of the identity assertions.
+    Jwks,
     ListKeys,
     CreateKey,
     CurrentKey,
@@ -69,6 +71,10 @@ pub fn route<'a>(method: &str, segments: &[&'a str]) -> Route<'a> {
     match segments {
         ["healthz"] => match method {
             Get | Head => Route::Health,
+            _ => not_allowed("GET, HEAD"),
+        },
+        [".well-known", "jwks.json"] => match method {
+            Get | Head => Route::Jwks,
             _ => not_allowed("GET, HEAD"),
         },
         ["api", "v1", "openapi.json"] => match method {

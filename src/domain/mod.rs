@@ -5,6 +5,7 @@ pub mod base64url;
 pub mod cache_entry;
 pub mod cursor;
 pub mod forwarding;
+pub mod identity;
 pub mod jwt;
 pub mod key;
 pub mod model;

@@ -71,8 +71,11 @@ pub async fn forward(
         ("X-Forwarded-Proto", proto.to_string()),
     ];
     if let Some(admitted) = &admitted {
+        // Fail closed: without a signature the request is not forwarded at all.
+        let assertion = app.identity_assertion(admitted, &method, url.path).await?;
         edge.push(("X-Rally-Api-Key-Id", admitted.key_id.to_string()));
         edge.push(("X-Rally-Scopes", admitted.scopes.to_string()));
+        edge.push(("X-Rally-Identity", assertion));
     }
     for (name, value) in edge {
         headers.set(name, &value).map_err(js_internal("headers"))?;

@@ -6,6 +6,7 @@ pub mod gateway;
 pub mod settings;
 
 use crate::app::App;
+use crate::domain::identity;
 use crate::error::AppError;
 use crate::http;
 use crate::query::UrlParts;
@@ -34,6 +35,7 @@ async fn own(route: Route<'_>, req: Request, app: &App<'_>) -> Result<Response, 
     match route {
         Route::Health => static_json(r#"{"status":"ok"}"#),
         Route::OpenApi => static_json(OPENAPI),
+        Route::Jwks => jwks(app),
         Route::ListKeys => api_keys::list(req, app).await,
         Route::CreateKey => api_keys::create(req, app).await,
         Route::CurrentKey => api_keys::current(req, app).await,
@@ -52,13 +54,30 @@ async fn own(route: Route<'_>, req: Request, app: &App<'_>) -> Result<Response, 
 
 /// A malformed id is simply not found: it can name no key, of this tenant or another. It is
 /// parsed only after authentication, so that a caller without rights learns nothing from it.
+/// Only the hyphenated form the API hands out is an id (not the braced, URN or bare forms the
+/// uuid crate also reads), as the OpenAPI document says.
 fn key_id(segment: &str) -> Option<Uuid> {
-    Uuid::try_parse(segment).ok()
+    (segment.len() == 36).then(|| Uuid::try_parse(segment).ok())?
 }
 
 /// The API's OpenAPI 3.1 document: `openapi.json` at the repository root, embedded at build time,
 /// so that what is served is exactly the file the contract tests read.
 const OPENAPI: &str = include_str!("../../openapi.json");
+
+/// The JWK Set origins verify `X-Rally-Identity` with: public halves only, cacheable for five
+/// minutes (origins refetch it when they meet an unknown `kid`).
+fn jwks(app: &App<'_>) -> Result<Response, AppError> {
+    let body = identity::jwk_set(&app.config().published_keys());
+    let mut response = Response::ok(body).map_err(http::internal("response"))?;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("Content-Type", "application/json"),
+        ("Cache-Control", "public, max-age=300"),
+    ] {
+        headers.set(name, value).map_err(http::internal("header"))?;
+    }
+    Ok(response)
+}
 
 fn static_json(body: &'static str) -> Result<Response, AppError> {
     let mut response = Response::ok(body).map_err(http::internal("response"))?;

@@ -13,6 +13,7 @@ mod contract;
 mod edge;
 mod faults;
 mod hardening;
+mod identity;
 mod isolation;
 mod limits;
 mod management;
@@ -34,6 +35,7 @@ fn main() {
     trials.extend(edge::tests());
     trials.extend(faults::tests());
     trials.extend(hardening::tests());
+    trials.extend(identity::tests());
     trials.extend(limits::tests());
     trials.extend(contract::tests());
     trials.extend(settings::tests());
@@ -59,7 +61,11 @@ fn main() {
             }
         },
     );
-    let final_conclusion = libtest_mimic::run(&args, vec![log_check]);
+    let assertions = Trial::test(
+        "identity::every_keyed_request_the_origin_received_carried_a_verified_assertion",
+        || identity::every_keyed_request_carried_a_verified_assertion().map_err(Into::into),
+    );
+    let final_conclusion = libtest_mimic::run(&args, vec![log_check, assertions]);
     let failed = conclusion.has_failed() || final_conclusion.has_failed();
     let run_dir = running.run_dir.clone();
     drop(running);

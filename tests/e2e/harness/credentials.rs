@@ -11,6 +11,27 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The JWT_SECRET every instance runs with (passed as a --var, never the dev one).
 pub const JWT_SECRET: &str = "e2e-secret-not-the-dev-one-5f1c";
 
+/// The Ed25519 JWK that signs identity assertions in every instance but those of
+/// `identity.rs` (made for the tests with scripts/identity-key.mjs; never the development one).
+#[macro_export]
+macro_rules! identity_key {
+    () => {
+        r#"{"kty":"OKP","crv":"Ed25519","x":"UCllOaLdBrrZAa-RbI3Vsibwfyxy9giklHGLRwxCih8","d":"B8Iwl0KdWcePAxEUoI_bxD-HW09ld7UfsEUlc3ZYhug","kid":"e2e-current-XJ3FSu3o2HesGQhg3Pm-94hFku4eB3YbMCKEKnkruN4"}"#
+    };
+}
+/// The key that replaces it in the instance that has rotated its signing key.
+#[macro_export]
+macro_rules! next_identity_key {
+    () => {
+        r#"{"kty":"OKP","crv":"Ed25519","x":"s0A-8cxhgqoZKDW5DWxfVDzptoEgC0DsKEby1yDedIs","d":"TyYd3uaIaYGYmx_gY2U_K9zKlm8I-sV9KOAKYfFHNtI","kid":"e2e-next-zjG3wJvSjlXlW49rxgd0ijD7867hYKWTJtowctgTzl4"}"#
+    };
+}
+/// The private parts of both, for the check that no log holds them.
+pub const IDENTITY_PRIVATE_PARTS: [&str; 2] = [
+    "B8Iwl0KdWcePAxEUoI_bxD-HW09ld7UfsEUlc3ZYhug",
+    "TyYd3uaIaYGYmx_gY2U_K9zKlm8I-sV9KOAKYfFHNtI",
+];
+
 /// Every key and token the run has seen, for the final check that none reached a log.
 static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 

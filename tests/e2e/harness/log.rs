@@ -1,6 +1,6 @@
 //! The Worker's log: one structured line per request, and the check that no secret reached it.
 
-use super::credentials::{remembered_secrets, sha256_hex};
+use super::credentials::{remembered_secrets, sha256_hex, IDENTITY_PRIVATE_PARTS};
 use super::worker;
 use serde_json::Value;
 use std::fs;
@@ -45,7 +45,8 @@ pub fn secrets_found_in_logs(run_dir: &Path) -> Vec<String> {
         }
     }
     let mut leaked = Vec::new();
-    for secret in remembered_secrets() {
+    let signing_keys = IDENTITY_PRIVATE_PARTS.iter().map(|d| d.to_string());
+    for secret in remembered_secrets().into_iter().chain(signing_keys) {
         let mut forms = vec![secret.clone(), sha256_hex(&secret)];
         if let Some((_, signature)) = secret.rsplit_once('.') {
             forms.push(signature.to_string());

@@ -98,6 +98,27 @@ pub const INSTANCES: &[InstanceSpec] = &[
         upstream: Upstream::Recording,
         before_start: None,
     },
+    // identity.rs: no signing key at all (the empty value overrides a developer's .dev.vars) ...
+    InstanceSpec {
+        name: "no-identity",
+        config: Config::Root,
+        migrated: true,
+        vars: &["IDENTITY_SIGNING_KEY:"],
+        upstream: Upstream::Recording,
+        before_start: None,
+    },
+    // ... and a rotated one: a new current key, the main instance's as the previous one.
+    InstanceSpec {
+        name: "rotated-identity",
+        config: Config::Root,
+        migrated: true,
+        vars: &[
+            concat!("IDENTITY_SIGNING_KEY:", crate::next_identity_key!()),
+            concat!("IDENTITY_SIGNING_KEY_PREVIOUS:", crate::identity_key!()),
+        ],
+        upstream: Upstream::Recording,
+        before_start: None,
+    },
 ];
 
 /// The main instance and the recording origin.

@@ -60,6 +60,11 @@ impl Origin {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Every request the origin has received so far.
+    pub fn all(&self) -> Vec<Recorded> {
+        self.received.lock().unwrap().clone()
+    }
+
     /// Requests the origin received for exactly this path and query.
     pub fn received(&self, url: &str) -> Vec<Recorded> {
         self.received

@@ -176,6 +176,17 @@ impl Instance {
             .arg(&self.persist)
             .args(["--var", &format!("ORIGIN_URL:{origin_url}")])
             .args(["--var", &format!("JWT_SECRET:{JWT_SECRET}")]);
+        // Every instance signs identity assertions unless its row says otherwise.
+        if !self
+            .vars
+            .iter()
+            .any(|v| v.starts_with("IDENTITY_SIGNING_KEY:"))
+        {
+            command.args([
+                "--var",
+                concat!("IDENTITY_SIGNING_KEY:", crate::identity_key!()),
+            ]);
+        }
         for var in &self.vars {
             command.args(["--var", var]);
         }

@@ -463,4 +463,6 @@ impl BlockedClients {
 }
 
 #[cfg(test)]
+mod model;
+#[cfg(test)]
 mod tests;

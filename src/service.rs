@@ -66,9 +66,7 @@ pub trait KeyStore {
     /// Marks the key revoked at `now`, keeping the first revocation time if repeated.
     async fn revoke(&self, tenant: &Tenant, id: Uuid, now: Millis) -> Result<(), StorageError>;
     /// Adds a new current secret; the current one stays valid until `old_valid_until` and any
-    /// older one ends now. Secrets that can no longer be valid are deleted in the same
-    /// transaction, so a key has at most two. Returns the deleted secrets' hashes, or None, with
-    /// nothing changed, when the key is revoked.
+    /// older one ends now. False, with nothing changed, when the key is revoked.
     async fn rotate(
         &self,
         tenant: &Tenant,
@@ -77,7 +75,17 @@ pub trait KeyStore {
         new_prefix: &str,
         old_valid_until: Millis,
         now: Millis,
-    ) -> Result<Option<Vec<KeyHash>>, StorageError>;
+    ) -> Result<bool, StorageError>;
+    /// Deletes those of `hashes` (secrets of one key) that have ended by `now`. Called only once
+    /// their final denials are in the cache: until then a later management call (a revocation)
+    /// still finds them, and denies them again.
+    async fn forget(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        hashes: &[KeyHash],
+        now: Millis,
+    ) -> Result<(), StorageError>;
     /// Every secret of one key, for re-syncing the cache after a change.
     async fn secrets_of(
         &self,
@@ -296,7 +304,7 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
         // A failed cache write is harmless here: the key is new, so no stale entry can exist, and
         // a validation will find it in D1. The change is kept rather than failing the request
         // and losing the only copy of the key.
-        let _ = self.sync_cache(tenant, record.id, &[], now).await;
+        let _ = self.sync_cache(tenant, record.id, now).await;
         Ok((record, key))
     }
 
@@ -334,7 +342,7 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
         if !self.store.update(tenant, id, &change).await? {
             return Err(AppError::KeyRevoked);
         }
-        self.sync_cache(tenant, id, &[], now).await?;
+        self.sync_cache(tenant, id, now).await?;
         self.get(tenant, id).await
     }
 
@@ -343,7 +351,7 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
     pub async fn revoke(&self, tenant: &Tenant, id: Uuid, now: Millis) -> Result<(), AppError> {
         self.get(tenant, id).await?;
         self.store.revoke(tenant, id, now).await?;
-        self.sync_cache(tenant, id, &[], now).await
+        self.sync_cache(tenant, id, now).await
     }
 
     pub async fn rotate(
@@ -357,12 +365,14 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
         let key =
             PlainKey::generate().map_err(|e| AppError::Internal(format!("getrandom: {e}")))?;
         let old_valid_until = now + (grace_seconds as Millis) * 1000;
-        let ended = self
+        if !self
             .store
             .rotate(tenant, id, &key.hash(), &key.prefix(), old_valid_until, now)
             .await?
-            .ok_or(AppError::KeyRevoked)?;
-        self.sync_cache(tenant, id, &ended, now).await?;
+        {
+            return Err(AppError::KeyRevoked);
+        }
+        self.sync_cache(tenant, id, now).await?;
         Ok((self.get(tenant, id).await?, key))
     }
 
@@ -374,33 +384,42 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
         Ok(key)
     }
 
-    /// Writes the cache entry of every secret of a key from D1's state after a change (a key
-    /// has at most two), and a denial for each secret the change deleted (`ended`). It reads D1
-    /// once more after writing and repeats if the state moved meanwhile, so that two concurrent
-    /// management calls on one key cannot leave the older state in the managed place. The
-    /// change in D1 stands whatever happens here; a failed write is `propagation_failed`, and
-    /// then the stale entry ends by itself (README, "Cache").
-    async fn sync_cache(
-        &self,
-        tenant: &Tenant,
-        id: Uuid,
-        ended: &[KeyHash],
-        now: Millis,
-    ) -> Result<(), AppError> {
-        let mut failed = false;
-        for hash in ended {
-            let write = CacheWrite::managed(hash.clone(), CacheEntry::Deny);
-            failed |= self.cache.write(&write).await.is_err();
-        }
+    /// Writes the cache entry of every secret of a key from D1's state after a change. It reads
+    /// D1 once more after writing and repeats if the state moved meanwhile, so that two
+    /// concurrent management calls on one key cannot leave the older state in the managed place.
+    /// Secrets that have ended (rotated out, grace over) are deleted from D1 once their denial
+    /// is written, and not before: a secret deleted with its denial unwritten could be admitted
+    /// by an older grant after a revocation that no longer knew of it. So a key keeps its
+    /// current secret, one in grace, and only those ended ones whose denial has failed so far.
+    ///
+    /// The change in D1 stands whatever happens here; a failed write is `propagation_failed`,
+    /// and then the stale entry ends by itself (README, "Cache").
+    async fn sync_cache(&self, tenant: &Tenant, id: Uuid, now: Millis) -> Result<(), AppError> {
         let mut secrets = self.store.secrets_of(tenant, id).await?;
         for _ in 0..3 {
+            let mut failed = false;
+            let mut denied_and_ended = Vec::new();
             for (hash, secret) in &secrets {
                 let entry = CacheEntry::from_stored_managed(Some(secret), now);
                 let write = CacheWrite::managed(hash.clone(), entry);
-                failed |= self.cache.write(&write).await.is_err();
+                let written = self.cache.write(&write).await.is_ok();
+                failed |= !written;
+                if written && secret.valid_until.is_some_and(|until| until <= now) {
+                    denied_and_ended.push(hash.clone());
+                }
+            }
+            if !denied_and_ended.is_empty() {
+                self.store
+                    .forget(tenant, id, &denied_and_ended, now)
+                    .await?;
             }
             let after = self.store.secrets_of(tenant, id).await?;
-            if after == secrets {
+            let unsettled = |(hash, _): &&(KeyHash, StoredSecret)| !denied_and_ended.contains(hash);
+            if after
+                .iter()
+                .filter(unsettled)
+                .eq(secrets.iter().filter(unsettled))
+            {
                 return if failed {
                     Err(AppError::PropagationFailed)
                 } else {

@@ -603,15 +603,15 @@ impl KeyStore for FakeD1<'_> {
         _new_prefix: &str,
         old_valid_until: Millis,
         now: Millis,
-    ) -> Result<Option<Vec<KeyHash>>, StorageError> {
+    ) -> Result<bool, StorageError> {
         let fault = self.begin("rotate", true).await?;
         if self.with_key(tenant, id, |k| k.revoked_at.is_none()) != Some(true) {
             self.world
                 .event(|| format!("D1 rotate {}: refused, revoked", self.key_name(id)));
-            return self.answer("rotate", fault, None);
+            return self.answer("rotate", fault, false);
         }
         // The statements of `store::d1`'s batch: the current secret gets the grace deadline, an
-        // older one ends now; whatever has ended is deleted; the new secret is added.
+        // older one ends now; the new secret is added. Ended secrets stay until `forget`.
         let mut graced = Vec::new();
         let mut ended = Vec::new();
         {
@@ -625,13 +625,12 @@ impl KeyStore for FakeD1<'_> {
                     Some(until) => until.min(now),
                 });
             }
-            secrets.retain(|s| {
-                let done = s.key_id == id && s.valid_until.is_some_and(|until| until <= now);
-                if done {
-                    ended.push(s.hash.clone());
-                }
-                !done
-            });
+            ended.extend(
+                secrets
+                    .iter()
+                    .filter(|s| s.key_id == id && s.valid_until.is_some_and(|until| until <= now))
+                    .map(|s| s.hash.clone()),
+            );
         }
         self.add_secret(tenant, id, new_hash);
         self.deleted_by
@@ -646,7 +645,7 @@ impl KeyStore for FakeD1<'_> {
                     .join(" ")
             };
             format!(
-                "D1 rotate {}: new {}, deleted [{}], in grace until {} [{}]",
+                "D1 rotate {}: new {}, ended [{}], in grace until {} [{}]",
                 self.key_name(id),
                 self.world.name(new_hash),
                 names(&ended),
@@ -692,7 +691,37 @@ impl KeyStore for FakeD1<'_> {
                 ),
             );
         }
-        self.answer("rotate", fault, Some(ended))
+        self.answer("rotate", fault, true)
+    }
+
+    async fn forget(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        hashes: &[KeyHash],
+        now: Millis,
+    ) -> Result<(), StorageError> {
+        let fault = self.begin("forget", true).await?;
+        let mut forgotten = Vec::new();
+        self.secrets.borrow_mut().retain(|s| {
+            let gone = s.tenant == tenant.as_str()
+                && s.key_id == id
+                && hashes.contains(&s.hash)
+                && s.valid_until.is_some_and(|until| until <= now);
+            if gone {
+                forgotten.push(s.hash.clone());
+            }
+            !gone
+        });
+        self.world.event(|| {
+            let names: Vec<String> = forgotten.iter().map(|h| self.world.name(h)).collect();
+            format!(
+                "D1 forget {}: deleted [{}]",
+                self.key_name(id),
+                names.join(" ")
+            )
+        });
+        self.answer("forget", fault, ())
     }
 
     async fn secrets_of(

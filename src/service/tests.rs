@@ -132,23 +132,32 @@ impl KeyStore for MemStore {
         new_prefix: &str,
         old_valid_until: Millis,
         now: Millis,
-    ) -> Result<Option<Vec<KeyHash>>, StorageError> {
+    ) -> Result<bool, StorageError> {
         if self.with_key(tenant, id, |k| k.revoked_at.is_none()) != Some(true) {
-            return Ok(None);
+            return Ok(false);
         }
         self.with_key(tenant, id, |k| k.key_prefix = new_prefix.to_string());
         let mut secrets = self.secrets.borrow_mut();
         for secret in secrets.iter_mut().filter(|s| s.1 == id) {
             secret.3 = Some(secret.3.map_or(old_valid_until, |until| until.min(now)));
         }
-        let ended: Vec<KeyHash> = secrets
-            .iter()
-            .filter(|s| s.1 == id && s.3.is_some_and(|until| until <= now))
-            .map(|s| s.2.clone())
-            .collect();
-        secrets.retain(|s| !ended.contains(&s.2));
         secrets.push((tenant.to_string(), id, new_hash.clone(), None));
-        Ok(Some(ended))
+        Ok(true)
+    }
+    async fn forget(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        hashes: &[KeyHash],
+        now: Millis,
+    ) -> Result<(), StorageError> {
+        self.secrets.borrow_mut().retain(|s| {
+            !(s.0 == tenant.as_str()
+                && s.1 == id
+                && hashes.contains(&s.2)
+                && s.3.is_some_and(|until| until <= now))
+        });
+        Ok(())
     }
     async fn secrets_of(
         &self,

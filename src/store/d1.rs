@@ -37,14 +37,11 @@ const ROTATE_OLD_SECRETS: &str = "UPDATE api_key_secrets \
      SET valid_until = CASE WHEN valid_until IS NULL THEN ?3 ELSE MIN(valid_until, ?4) END \
      WHERE tenant = ?1 AND key_id = ?2 \
      AND EXISTS (SELECT 1 FROM api_keys WHERE id = ?2 AND tenant = ?1 AND revoked_at IS NULL)";
-// Secrets that can no longer be valid (rotated out, grace over) are deleted in the same batch,
-// so a key never has more than its current secret and one in grace: every later management call
-// touches at most two. The hashes come back so that the caller can write their final denials.
-// api_key_secrets_by_key
-const ROTATE_END_SECRETS: &str = "DELETE FROM api_key_secrets \
-     WHERE tenant = ?1 AND key_id = ?2 AND valid_until IS NOT NULL AND valid_until <= ?3 \
-     AND EXISTS (SELECT 1 FROM api_keys WHERE id = ?2 AND tenant = ?1 AND revoked_at IS NULL) \
-     RETURNING key_hash";
+// Secrets that have ended are deleted once their denial is in the cache (service::sync_cache).
+// api_key_secrets_by_key, then the primary key.
+const FORGET_SECRET: &str = "DELETE FROM api_key_secrets \
+     WHERE tenant = ?1 AND key_id = ?2 AND key_hash = ?3 \
+     AND valid_until IS NOT NULL AND valid_until <= ?4";
 const ROTATE_NEW_SECRET: &str =
     "INSERT INTO api_key_secrets (key_hash, key_id, tenant, valid_until) SELECT ?3, ?2, ?1, NULL \
      WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?2 AND tenant = ?1 AND revoked_at IS NULL)";
@@ -308,7 +305,7 @@ impl KeyStore for D1Store {
         new_prefix: &str,
         old_valid_until: Millis,
         now: Millis,
-    ) -> Result<Option<Vec<KeyHash>>, StorageError> {
+    ) -> Result<bool, StorageError> {
         let (tenant, id) = (text(tenant.as_str()), text(&id.to_string()));
         let statements = vec![
             self.statement(
@@ -324,10 +321,6 @@ impl KeyStore for D1Store {
                     number(now),
                 ],
             )?,
-            self.statement(
-                ROTATE_END_SECRETS,
-                &[tenant.clone(), id.clone(), number(now)],
-            )?,
             self.statement(ROTATE_NEW_SECRET, &[tenant, id, text(new_hash.as_str())])?,
         ];
         let results = self
@@ -340,23 +333,31 @@ impl KeyStore for D1Store {
             .and_then(|r| r.meta().ok().flatten())
             .and_then(|m| m.changes)
             .unwrap_or(0);
-        if changed != 1 {
-            return Ok(None);
-        }
-        #[derive(Deserialize)]
-        struct Ended {
-            key_hash: String,
-        }
-        let ended: Vec<Ended> = match results.get(2) {
-            Some(result) => result.results().map_err(storage_error("rotate rows"))?,
-            None => Vec::new(),
-        };
-        Ok(Some(
-            ended
-                .into_iter()
-                .map(|row| KeyHash::from_stored(row.key_hash))
-                .collect(),
-        ))
+        Ok(changed == 1)
+    }
+
+    async fn forget(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        hashes: &[KeyHash],
+        now: Millis,
+    ) -> Result<(), StorageError> {
+        let (tenant, id) = (text(tenant.as_str()), text(&id.to_string()));
+        let statements = hashes
+            .iter()
+            .map(|hash| {
+                self.statement(
+                    FORGET_SECRET,
+                    &[tenant.clone(), id.clone(), text(hash.as_str()), number(now)],
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.db
+            .batch(statements)
+            .await
+            .map(drop)
+            .map_err(storage_error("forget"))
     }
 
     async fn secrets_of(

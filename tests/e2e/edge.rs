@@ -55,12 +55,13 @@ fn a_valid_key_is_forwarded_with_identity_headers_and_no_spoofed_ones() {
     assert_eq!(got.header("X-Custom"), Some("kept"));
     assert_eq!(got.header("X-Api-Key"), None);
     assert_eq!(got.header("X-Rally-Admin"), None);
+    // Tenant, key id, scopes and the signed identity assertion (identity.rs checks it).
     assert_eq!(
         got.headers
             .iter()
             .filter(|(n, _)| n.to_ascii_lowercase().starts_with("x-rally-"))
             .count(),
-        3
+        4
     );
 }
 

@@ -59,6 +59,7 @@ fn identity_headers_in_any_spelling_never_reach_the_origin() {
             "x-rally-tenant",
             "x-rally-api-key-id",
             "x-rally-scopes",
+            "x-rally-identity",
             "x-forwarded-host",
             "x-forwarded-proto",
         ];
@@ -73,7 +74,9 @@ fn identity_headers_in_any_spelling_never_reach_the_origin() {
             );
         }
         assert_eq!(got.header("X-Rally-Tenant"), Some(tenant.name.as_str()));
-        assert_eq!(got.header("X-Rally-Identity"), None);
+        // The edge's own assertion with a key, none without; never the client's.
+        assert_eq!(got.header("X-Rally-Identity").is_some(), with_key);
+        assert_ne!(got.header("X-Rally-Identity"), Some("forged"));
         assert_eq!(got.header("X-Custom_Header"), Some("kept"));
         assert_ne!(got.header("X-Forwarded-Host"), Some("evil.test"));
         assert_eq!(got.header("X-Forwarded-Proto"), Some("http"));

@@ -110,6 +110,7 @@ pub fn every_keyed_request_carried_a_verified_assertion() -> Result<(), String> 
         let token = got
             .header("X-Rally-Identity")
             .ok_or(format!("{} {} carried no assertion", got.method, got.url))?;
+        remember_secret(token);
         let verified = sets
             .iter()
             .any(|set| verify_for_request(token, set, &audience, &got).is_ok());
@@ -143,7 +144,7 @@ fn a_keyed_request_carries_an_assertion_of_exactly_that_request() {
         Some(b"{}"),
     );
     assert_eq!(response.status, 200, "{}", response.text());
-    let got = &worker().origin.received(&path)[0];
+    let got = &worker().origin.received(&format!("{path}?page=2"))[0];
     let token = got.header("X-Rally-Identity").expect("an assertion");
     remember_secret(token);
     let claims = verify_for_request(token, &key_set(worker().port), &origin_audience(), got)

@@ -61,12 +61,16 @@ fn main() {
             }
         },
     );
+    // Before the log check, which then also looks for every assertion the origin received.
     let assertions = Trial::test(
         "identity::every_keyed_request_the_origin_received_carried_a_verified_assertion",
         || identity::every_keyed_request_carried_a_verified_assertion().map_err(Into::into),
     );
-    let final_conclusion = libtest_mimic::run(&args, vec![log_check, assertions]);
-    let failed = conclusion.has_failed() || final_conclusion.has_failed();
+    let assertions_conclusion = libtest_mimic::run(&args, vec![assertions]);
+    let final_conclusion = libtest_mimic::run(&args, vec![log_check]);
+    let failed = conclusion.has_failed()
+        || assertions_conclusion.has_failed()
+        || final_conclusion.has_failed();
     let run_dir = running.run_dir.clone();
     drop(running);
     if failed {

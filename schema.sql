@@ -1,6 +1,6 @@
--- Rally CRM API keys: the only schema. Safe to apply twice (IF NOT EXISTS everywhere).
--- Apply locally with `npx wrangler d1 execute DB --local --file schema.sql`,
--- and in production with `--remote` instead of `--local`.
+-- Rally CRM API keys: the whole current schema in one file, for reading. Databases are built and
+-- changed by migrations/ (`npx wrangler d1 migrations apply DB --local`, or `--remote`); every
+-- migration's change is made here too, and the e2e test `migrations::…` checks that both agree.
 -- Times are milliseconds since the Unix epoch (UTC). Every row carries its tenant.
 
 CREATE TABLE IF NOT EXISTS api_keys (

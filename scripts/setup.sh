@@ -49,6 +49,14 @@ if [ ! -f .dev.vars ]; then
   step ".dev.vars from .dev.vars.example"
   cp .dev.vars.example .dev.vars
 fi
+# A .dev.vars made before a new variable was added to the example gets that variable; values a
+# developer set are never changed.
+for name in $(sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .dev.vars.example); do
+  if ! grep -q "^$name=" .dev.vars; then
+    step ".dev.vars: $name from .dev.vars.example"
+    grep "^$name=" .dev.vars.example >> .dev.vars
+  fi
+done
 
 [ "$level" = test ] || exit 0
 

@@ -8,6 +8,8 @@ pub struct Recorded {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When it arrived, in Unix seconds: an assertion is checked against this time.
+    pub received_at: i64,
 }
 
 impl Recorded {
@@ -44,6 +46,7 @@ impl Origin {
                         .map(|h| (h.field.to_string(), h.value.to_string()))
                         .collect(),
                     body,
+                    received_at: super::now_seconds(),
                 };
                 sink.lock().unwrap().push(recorded);
                 let header =

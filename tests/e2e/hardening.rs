@@ -255,7 +255,10 @@ fn failures_on_one_tenant_never_lock_out_another_tenants_keys() {
         .unwrap()
         .to_string();
     let shared = address();
-    for attempt in 1..=22 {
+    // Guess on globex until its limit answers 429. The limiter counts in fixed windows, so on a
+    // slow machine the first 21 failures may straddle two of them: keep going, within a bound.
+    let mut limited = false;
+    for attempt in 1..=80 {
         let guess = format!("rk_live_{attempt:032x}");
         let response = get(
             &globex.name,
@@ -263,16 +266,12 @@ fn failures_on_one_tenant_never_lock_out_another_tenants_keys() {
             &[("X-Api-Key", &guess), ("CF-Connecting-IP", &shared)],
         );
         assert!(matches!(response.status, 401 | 429), "{}", response.status);
+        if response.status == 429 {
+            limited = true;
+            break;
+        }
     }
-    let blocked = get(
-        &globex.name,
-        &unique_path("x"),
-        &[
-            ("X-Api-Key", "rk_live_99999999999999999999999999999999"),
-            ("CF-Connecting-IP", &shared),
-        ],
-    );
-    assert_eq!(blocked.status, 429, "the guessing tenant is still limited");
+    assert!(limited, "the guessing tenant is limited");
     let path = unique_path("contacts");
     let response = get(
         &acme.name,

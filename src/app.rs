@@ -60,12 +60,12 @@ impl Isolate {
         }
     }
 
-    fn store(&self) -> Option<D1Store> {
+    pub fn store(&self) -> Option<D1Store> {
         let db: D1Database = self.db.clone()?.unchecked_into();
         Some(D1Store::new(db))
     }
 
-    fn cache(&self) -> KvCache {
+    pub fn cache(&self) -> KvCache {
         KvCache::new(self.cache.clone())
     }
 

@@ -20,6 +20,8 @@ pub mod names {
     pub const ROOT_DOMAIN: &str = "ROOT_DOMAIN";
     /// Var: the CRM origin that admitted requests are forwarded to.
     pub const ORIGIN_URL: &str = "ORIGIN_URL";
+    /// Var: where GitHub's secret-scanning public keys are published.
+    pub const SECRET_SCANNING_KEYS_URL: &str = "SECRET_SCANNING_KEYS_URL";
     /// Var, development only: `enabled` turns on the settings page's dev sign-in.
     pub const DEV_LOGIN: &str = "DEV_LOGIN";
     /// Secret: HS256 key of CRM sessions and of the list cursors' MAC.
@@ -98,6 +100,8 @@ pub struct Config {
     /// None when unset or invalid: forwarding then answers `503 origin_not_configured`.
     pub origin: Option<OriginUrl>,
     pub dev_login: bool,
+    /// None when unset: secret-scanning alerts then cannot be verified, and are refused (401).
+    pub secret_scanning_keys_url: Option<String>,
     jwt_secret: Option<Secret>,
     /// None when unset or unusable: keyed requests then get `503 identity_not_configured`.
     pub identity: Option<SigningKey>,
@@ -112,6 +116,8 @@ impl Config {
             root_domain: value(names::ROOT_DOMAIN).unwrap_or_default(),
             origin: value(names::ORIGIN_URL).and_then(|v| OriginUrl::parse(&v)),
             dev_login: value(names::DEV_LOGIN).as_deref() == Some("enabled"),
+            secret_scanning_keys_url: value(names::SECRET_SCANNING_KEYS_URL)
+                .filter(|url| url.starts_with("https://") || url.starts_with("http://")),
             jwt_secret: value(names::JWT_SECRET).map(|v| Secret::new(&v)),
             identity: value(names::IDENTITY_SIGNING_KEY).and_then(|v| SigningKey::parse(&v)),
             identity_previous: value(names::IDENTITY_SIGNING_KEY_PREVIOUS)

@@ -60,9 +60,9 @@ pub async fn read_json_body(req: &mut Request, optional: bool) -> Result<Vec<u8>
         return Err(AppError::PayloadTooLarge);
     }
     match content_type.as_deref() {
-        Some(ct) if is_json(ct) => read_bounded(req).await,
+        Some(ct) if is_json(ct) => read_bounded(req.inner().body(), MAX_BODY_BYTES).await,
         None if optional => {
-            let body = read_bounded(req).await?;
+            let body = read_bounded(req.inner().body(), MAX_BODY_BYTES).await?;
             if body.is_empty() {
                 Ok(body)
             } else {
@@ -73,10 +73,13 @@ pub async fn read_json_body(req: &mut Request, optional: bool) -> Result<Vec<u8>
     }
 }
 
-/// Reads the body as a stream and stops at the first chunk past 16 KiB: a chunked body declares
-/// no length, and must not be held whole in memory before it is refused.
-async fn read_bounded(req: &Request) -> Result<Vec<u8>, AppError> {
-    let Some(stream) = req.inner().body() else {
+/// Reads a body as a stream and stops at the first chunk past `limit` bytes (413): a chunked
+/// body declares no length, and must not be held whole in memory before it is refused.
+pub async fn read_bounded(
+    body: Option<web_sys::ReadableStream>,
+    limit: usize,
+) -> Result<Vec<u8>, AppError> {
+    let Some(stream) = body else {
         return Ok(Vec::new());
     };
     let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
@@ -93,7 +96,7 @@ async fn read_bounded(req: &Request) -> Result<Vec<u8>, AppError> {
         let value =
             js_sys::Reflect::get(&chunk, &"value".into()).map_err(js_internal("read body"))?;
         let bytes: js_sys::Uint8Array = value.unchecked_into();
-        if body.len() + bytes.length() as usize > MAX_BODY_BYTES {
+        if body.len() + bytes.length() as usize > limit {
             // The rest is never read; cancelling tells the runtime to drop it.
             let _ = reader.cancel();
             return Err(AppError::PayloadTooLarge);

@@ -30,7 +30,7 @@ mod store;
 mod entry {
     use crate::app::{App, Isolate};
     use crate::{domain::tenant::Tenant, error::AppError, http, log::RequestLog};
-    use crate::{query::split_url, routes};
+    use crate::{query::split_url, route, routes};
     use worker::{console_log, event, web_sys, Context, Date, Env, Result};
 
     /// Host → tenant → route, then the one place that turns errors into responses and logs.
@@ -46,9 +46,17 @@ mod entry {
         let log = RequestLog::new(&request_id, &req.method(), url.path);
 
         let isolate = Isolate::get(&env);
-        let tenant =
-            header("Host").and_then(|host| Tenant::from_host(&host, &isolate.config.root_domain));
+        let host = header("Host").unwrap_or_default();
+        let root_domain = &isolate.config.root_domain;
+        let tenant = Tenant::from_host(&host, root_domain);
         let result = match tenant {
+            _ if route::is_tenantless(&route::segments(url.path)) => {
+                if Tenant::is_service_host(&host, root_domain) {
+                    routes::tenantless(req, &url, &isolate, started as i64, &log).await
+                } else {
+                    Err(AppError::InvalidHost)
+                }
+            }
             None => Err(AppError::InvalidHost),
             Some(tenant) => {
                 log.set_tenant(tenant.as_str());

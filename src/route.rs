@@ -22,6 +22,8 @@ pub enum Route<'a> {
     /// A file of the settings page, served by the assets binding.
     SettingsAsset,
     DevLogin,
+    /// GitHub's secret-scanning partner alerts: on any host of the service, for every tenant.
+    SecretScanningGithub,
     /// An own path with a method it does not list.
     NotAllowed {
         allow: &'static str,
@@ -57,6 +59,12 @@ impl Method {
             _ => Method::Other,
         }
     }
+}
+
+/// Paths that serve every tenant at once: the Host only has to be one of the service's, and the
+/// tenant comes from the request's content.
+pub fn is_tenantless(segments: &[&str]) -> bool {
+    matches!(segments, ["api", "v1", "secret-scanning", ..])
 }
 
 /// The segments of a path: `/api/v1/api-keys` → `["api", "v1", "api-keys"]`.
@@ -101,6 +109,11 @@ pub fn route<'a>(method: &str, segments: &[&'a str]) -> Route<'a> {
             _ => not_allowed("POST"),
         },
         ["api", "v1", "api-keys", ..] => Route::OwnNotFound,
+        ["api", "v1", "secret-scanning", "github"] => match method {
+            Post => Route::SecretScanningGithub,
+            _ => not_allowed("POST"),
+        },
+        ["api", "v1", "secret-scanning", ..] => Route::OwnNotFound,
         ["settings", "dev-login"] => match method {
             Post => Route::DevLogin,
             _ => not_allowed("POST"),
@@ -207,6 +220,7 @@ mod tests {
     fn unknown_resources_under_own_prefixes_are_not_found_not_forwarded() {
         for path in [
             "/api/v1/api-keys/x/y",
+            "/api/v1/secret-scanning/gitlab",
             &format!("/api/v1/api-keys/{ID}/rotate/again"),
             &format!("/api/v1/api-keys/{ID}/other"),
         ] {

@@ -93,6 +93,20 @@ pub trait KeyStore {
         id: Uuid,
     ) -> Result<Vec<(KeyHash, StoredSecret)>, StorageError>;
     async fn find_secret(&self, hash: &KeyHash) -> Result<Option<StoredSecret>, StorageError>;
+    /// The secrets of these hashes that D1 holds, of any tenant. One lookup each unless the
+    /// store can do better (D1 batches them).
+    async fn find_secrets(
+        &self,
+        hashes: &[KeyHash],
+    ) -> Result<Vec<(KeyHash, StoredSecret)>, StorageError> {
+        let mut found = Vec::new();
+        for hash in hashes {
+            if let Some(secret) = self.find_secret(hash).await? {
+                found.push((hash.clone(), secret));
+            }
+        }
+        Ok(found)
+    }
     /// Sets lastUsedAt unless it was set less than a minute before `now`.
     async fn touch_last_used(
         &self,

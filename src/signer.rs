@@ -1,6 +1,7 @@
-//! Signs identity assertions with the runtime's Web Crypto Ed25519: native in workerd, and no
-//! signature code in the wasm. The private key is imported once per isolate and kept as a
-//! non-extractable `CryptoKey`.
+//! Signatures with the runtime's Web Crypto: Ed25519 signing of identity assertions, and ECDSA
+//! P-256 verification of secret-scanning alerts. Both are native in workerd, so no signature
+//! code is in the wasm. Keys are imported once per isolate and kept as non-extractable
+//! `CryptoKey`s.
 
 use crate::domain::identity::SigningKey;
 use crate::error::AppError;
@@ -31,11 +32,32 @@ extern "C" {
         key: &JsValue,
         data: &[u8],
     ) -> Result<js_sys::Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = importKey)]
+    fn import_spki(
+        this: &SubtleCrypto,
+        format: &str,
+        key: &[u8],
+        algorithm: &JsValue,
+        extractable: bool,
+        usages: &js_sys::Array,
+    ) -> Result<js_sys::Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch)]
+    fn verify(
+        this: &SubtleCrypto,
+        algorithm: &JsValue,
+        key: &JsValue,
+        signature: &[u8],
+        data: &[u8],
+    ) -> Result<js_sys::Promise, JsValue>;
 }
 
 thread_local! {
     /// (kid, CryptoKey) of the imported signing key.
     static IMPORTED: RefCell<Option<(String, JsValue)>> = const { RefCell::new(None) };
+    /// (key identifier, CryptoKey) of the secret-scanning public keys imported so far.
+    static VERIFYING: RefCell<Vec<(String, JsValue)>> = const { RefCell::new(Vec::new()) };
 }
 
 fn subtle() -> Result<SubtleCrypto, JsValue> {
@@ -79,4 +101,65 @@ pub async fn sign(key: &SigningKey, input: &str) -> Result<Vec<u8>, AppError> {
         .map_err(not_configured)?;
     let signature = JsFuture::from(promise).await.map_err(not_configured)?;
     Ok(js_sys::Uint8Array::new(&signature).to_vec())
+}
+
+/// `{name: "ECDSA", namedCurve: "P-256", hash: "SHA-256"}`: the one object serves both the
+/// import (which reads the curve) and the verification (which reads the hash).
+fn ecdsa_p256_sha256() -> Result<JsValue, JsValue> {
+    let algorithm = js_sys::Object::new();
+    for (name, value) in [
+        ("name", "ECDSA"),
+        ("namedCurve", "P-256"),
+        ("hash", "SHA-256"),
+    ] {
+        js_sys::Reflect::set(&algorithm, &name.into(), &value.into())?;
+    }
+    Ok(algorithm.into())
+}
+
+/// Whether `signature` (raw r and s) is a valid ECDSA P-256/SHA-256 signature of `data` by the
+/// public key `spki` (DER SubjectPublicKeyInfo) named `identifier`. A key Web Crypto refuses
+/// verifies nothing.
+pub async fn verify_p256(
+    identifier: &str,
+    spki: &[u8],
+    signature: &[u8; 64],
+    data: &[u8],
+) -> Result<bool, AppError> {
+    let unusable = |e: JsValue| AppError::Internal(format!("ECDSA: {e:?}"));
+    let subtle = subtle().map_err(unusable)?;
+    let algorithm = ecdsa_p256_sha256().map_err(unusable)?;
+    let cached = VERIFYING.with(|keys| {
+        keys.borrow()
+            .iter()
+            .find(|(id, _)| id == identifier)
+            .map(|(_, key)| key.clone())
+    });
+    let key = match cached {
+        Some(key) => key,
+        None => {
+            let usages = js_sys::Array::of1(&"verify".into());
+            let promise = subtle
+                .import_spki("spki", spki, &algorithm, false, &usages)
+                .map_err(unusable)?;
+            let Ok(key) = JsFuture::from(promise).await else {
+                return Ok(false);
+            };
+            VERIFYING.with(|keys| {
+                let mut keys = keys.borrow_mut();
+                // GitHub publishes a handful of keys; a few more than that are never needed.
+                if keys.len() >= 16 {
+                    keys.remove(0);
+                }
+                keys.push((identifier.to_string(), key.clone()));
+            });
+            key
+        }
+    };
+    let promise = subtle
+        .verify(&algorithm, &key, signature, data)
+        .map_err(unusable)?;
+    Ok(JsFuture::from(promise)
+        .await
+        .is_ok_and(|valid| valid.is_truthy()))
 }

@@ -11,6 +11,7 @@ pub mod key;
 pub mod model;
 pub mod request_body;
 pub mod scopes;
+pub mod secret_scanning;
 pub mod session;
 pub mod tenant;
 pub mod time;

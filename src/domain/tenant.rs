@@ -20,6 +20,24 @@ impl Tenant {
         Tenant::parse(label)
     }
 
+    /// Whether a Host is this service's at all: the root domain, `localhost`, or any name under
+    /// either. Endpoints that serve every tenant (the secret-scanning partner endpoint) accept it.
+    pub fn is_service_host(host: &str, root_domain: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        let Some(name) = strip_port(&host) else {
+            return false;
+        };
+        [root_domain.to_ascii_lowercase().as_str(), "localhost"]
+            .into_iter()
+            .filter(|root| !root.is_empty())
+            .any(|root| {
+                name == root
+                    || name
+                        .strip_suffix(root)
+                        .is_some_and(|sub| sub.ends_with('.') && sub.len() > 1)
+            })
+    }
+
     /// A tenant name: 1 to 63 characters of `a-z`, `0-9` and `-`, not beginning or ending with `-`.
     pub fn parse(label: &str) -> Option<Tenant> {
         let bytes = label.as_bytes();
@@ -62,6 +80,28 @@ impl fmt::Debug for Tenant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_hosts_are_the_root_localhost_and_names_under_them() {
+        for ours in [
+            "rallycrm.io",
+            "acme.rallycrm.io",
+            "api.rallycrm.io:443",
+            "localhost:8787",
+            "acme.localhost:8787",
+        ] {
+            assert!(Tenant::is_service_host(ours, "rallycrm.io"), "{ours}");
+        }
+        for other in [
+            "evilrallycrm.io",
+            "rallycrm.io.evil",
+            "example.com",
+            ".rallycrm.io",
+            "",
+        ] {
+            assert!(!Tenant::is_service_host(other, "rallycrm.io"), "{other}");
+        }
+    }
 
     fn tenant(host: &str) -> Option<String> {
         Tenant::from_host(host, "rallycrm.io").map(|t| t.as_str().to_string())

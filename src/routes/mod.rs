@@ -3,12 +3,15 @@
 pub mod api_keys;
 pub mod auth;
 pub mod gateway;
+pub mod secret_scanning;
 pub mod settings;
 
-use crate::app::App;
+use crate::app::{App, Isolate};
 use crate::domain::identity;
+use crate::domain::time::Millis;
 use crate::error::AppError;
 use crate::http;
+use crate::log::RequestLog;
 use crate::query::UrlParts;
 use crate::route::{route, segments, Route};
 use uuid::Uuid;
@@ -31,6 +34,30 @@ pub async fn handle(
     }
 }
 
+/// The paths that serve every tenant at once (`route::is_tenantless`): no tenant, no session.
+pub async fn tenantless(
+    req: web_sys::Request,
+    url: &UrlParts<'_>,
+    isolate: &Isolate,
+    now: Millis,
+    log: &RequestLog,
+) -> Result<web_sys::Response, AppError> {
+    let (store, cache) = (isolate.store(), isolate.cache());
+    let result = match route(&req.method(), &segments(url.path)) {
+        Route::SecretScanningGithub => {
+            let store = store
+                .as_ref()
+                .ok_or_else(|| AppError::Unavailable("binding DB is missing".into()))?;
+            secret_scanning::github(req, isolate, store, &cache, now, log).await
+        }
+        Route::NotAllowed { allow } => Err(AppError::MethodNotAllowed { allow }),
+        _ => Err(AppError::NotFound),
+    };
+    // What the request cost in storage, for the log (and the test that unsigned alerts cost none).
+    log.set_counters(store.map_or(0, |s| s.queries.get()), cache.reads.get());
+    result
+}
+
 async fn own(route: Route<'_>, req: Request, app: &App<'_>) -> Result<Response, AppError> {
     match route {
         Route::Health => static_json(r#"{"status":"ok"}"#),
@@ -45,6 +72,8 @@ async fn own(route: Route<'_>, req: Request, app: &App<'_>) -> Result<Response, 
         Route::RotateKey(id) => api_keys::rotate(req, app, key_id(id)).await,
         Route::SettingsAsset => settings::asset(req, app).await,
         Route::DevLogin => settings::dev_login(&req, app),
+        // Dispatched before any tenant is read, in `tenantless`.
+        Route::SecretScanningGithub => Err(AppError::NotFound),
         Route::NotAllowed { allow } => Err(AppError::MethodNotAllowed { allow }),
         Route::OwnNotFound => Err(AppError::NotFound),
         // Dispatched before any conversion, in `handle`.

@@ -378,6 +378,45 @@ impl KeyStore for D1Store {
             .map(|(_, secret)| secret))
     }
 
+    async fn find_secrets(
+        &self,
+        hashes: &[KeyHash],
+    ) -> Result<Vec<(KeyHash, StoredSecret)>, StorageError> {
+        // D1 binds at most 100 parameters a statement: lookups go 90 to a statement, all the
+        // statements in one batch (one round trip).
+        let statements = hashes
+            .chunks(90)
+            .map(|chunk| {
+                let placeholders: Vec<String> =
+                    (1..=chunk.len()).map(|i| format!("?{i}")).collect();
+                let values: Vec<JsValue> = chunk.iter().map(|h| text(h.as_str())).collect();
+                self.statement(
+                    &format!(
+                        "{SECRET_COLUMNS} WHERE s.key_hash IN ({})",
+                        placeholders.join(", ")
+                    ),
+                    &values,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if statements.is_empty() {
+            return Ok(Vec::new());
+        }
+        let results = self
+            .db
+            .batch(statements)
+            .await
+            .map_err(storage_error("find secrets"))?;
+        let mut found = Vec::new();
+        for result in results {
+            let rows: Vec<SecretRow> = result.results().map_err(storage_error("rows"))?;
+            for row in rows {
+                found.push(row.into_secret()?);
+            }
+        }
+        Ok(found)
+    }
+
     async fn touch_last_used(
         &self,
         tenant: &Tenant,

@@ -15,6 +15,7 @@ mod faults;
 mod hardening;
 mod identity;
 mod isolation;
+mod leaks;
 mod limits;
 mod management;
 mod migrations;
@@ -36,6 +37,7 @@ fn main() {
     trials.extend(faults::tests());
     trials.extend(hardening::tests());
     trials.extend(identity::tests());
+    trials.extend(leaks::tests());
     trials.extend(limits::tests());
     trials.extend(contract::tests());
     trials.extend(settings::tests());

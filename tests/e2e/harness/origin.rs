@@ -1,5 +1,6 @@
 //! The recording origin: a small real HTTP server on loopback standing in for the CRM origin.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone)]
@@ -21,10 +22,15 @@ impl Recorded {
     }
 }
 
+/// Where the origin serves the secret-scanning key list that every instance is pointed at.
+pub const SECRET_SCANNING_KEYS_PATH: &str = "/secret-scanning/keys";
+
 /// Answers 200 and records every request it receives.
 pub struct Origin {
     pub port: u16,
     received: Arc<Mutex<Vec<Recorded>>>,
+    /// Paths answered with a body of their own (the secret-scanning key list).
+    served: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl Origin {
@@ -33,6 +39,8 @@ impl Origin {
         let port = server.server_addr().to_ip().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let sink = received.clone();
+        let served: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+        let bodies = served.clone();
         std::thread::spawn(move || {
             for mut request in server.incoming_requests() {
                 let mut body = Vec::new();
@@ -48,15 +56,27 @@ impl Origin {
                     body,
                     received_at: super::now_seconds(),
                 };
+                let body = bodies.lock().unwrap().get(&recorded.url).cloned();
                 sink.lock().unwrap().push(recorded);
                 let header =
                     tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap();
-                let _ = request.respond(
-                    tiny_http::Response::from_string(r#"{"origin":"ok"}"#).with_header(header),
-                );
+                let body = body.unwrap_or_else(|| r#"{"origin":"ok"}"#.to_string());
+                let _ = request.respond(tiny_http::Response::from_string(body).with_header(header));
             }
         });
-        Origin { port, received }
+        Origin {
+            port,
+            received,
+            served,
+        }
+    }
+
+    /// Answers `path` with `body` from now on.
+    pub fn serve(&self, path: &str, body: &str) {
+        self.served
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), body.to_string());
     }
 
     pub fn url(&self) -> String {

@@ -3,6 +3,7 @@
 
 use super::client::send;
 use super::credentials::JWT_SECRET;
+use super::origin::SECRET_SCANNING_KEYS_PATH;
 use super::{Config, InstanceSpec};
 use std::fs;
 use std::net::TcpListener;
@@ -175,7 +176,11 @@ impl Instance {
             .args(["--inspector-port", &free_port().to_string(), "--persist-to"])
             .arg(&self.persist)
             .args(["--var", &format!("ORIGIN_URL:{origin_url}")])
-            .args(["--var", &format!("JWT_SECRET:{JWT_SECRET}")]);
+            .args(["--var", &format!("JWT_SECRET:{JWT_SECRET}")])
+            .args([
+                "--var",
+                &format!("SECRET_SCANNING_KEYS_URL:{origin_url}{SECRET_SCANNING_KEYS_PATH}"),
+            ]);
         // Every instance signs identity assertions unless its row says otherwise.
         if !self
             .vars

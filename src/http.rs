@@ -7,7 +7,7 @@ use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Request, Response};
 
-/// Bodies over this size get 413 (SPEC: 16 KiB).
+/// Bodies over this size get 413: 16 KiB, far above any management body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 pub fn internal(context: &str) -> impl Fn(worker::Error) -> AppError + '_ {

@@ -204,3 +204,72 @@ fn json_value() -> impl Strategy<Value = String> {
         ]
     })
 }
+
+/// The parsers this round added: the partner endpoint's untrusted inputs, the signing key, the
+/// route table and the edge-owned header rule.
+mod this_round {
+    use proptest::prelude::*;
+    use rally_edge_keys::domain::{forwarding, identity::SigningKey, secret_scanning};
+    use rally_edge_keys::route::{route, segments, Route};
+
+    /// DER of `SEQUENCE { INTEGER r, INTEGER s }` for 32-byte big-endian r and s.
+    fn der(r: &[u8; 32], s: &[u8; 32]) -> Vec<u8> {
+        let integer = |v: &[u8; 32]| {
+            let start = v.iter().position(|b| *b != 0).unwrap_or(31);
+            let mut body = v[start..].to_vec();
+            if body[0] >= 0x80 {
+                body.insert(0, 0);
+            }
+            let mut out = vec![0x02, body.len() as u8];
+            out.extend(body);
+            out
+        };
+        let mut inner = integer(r);
+        inner.extend(integer(s));
+        let mut out = vec![0x30, inner.len() as u8];
+        out.extend(inner);
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn a_der_signature_converts_to_exactly_its_r_and_s(r in any::<[u8; 32]>(), s in any::<[u8; 32]>()) {
+            let raw = secret_scanning::der_signature_to_raw(&der(&r, &s)).unwrap();
+            prop_assert_eq!(&raw[..32], &r[..]);
+            prop_assert_eq!(&raw[32..], &s[..]);
+        }
+
+        #[test]
+        fn untrusted_partner_inputs_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200), text in ".{0,200}") {
+            let _ = secret_scanning::der_signature_to_raw(&bytes);
+            let _ = secret_scanning::parse_alert(&bytes);
+            let _ = secret_scanning::standard_base64(&text);
+            let _ = secret_scanning::pem_to_der(&text);
+            let _ = secret_scanning::KeyList::parse(&text);
+            let _ = SigningKey::parse(&text);
+        }
+
+        #[test]
+        fn the_route_table_never_forwards_an_own_path(method in "[A-Za-z]{1,10}", rest in prop::collection::vec("[a-z0-9.-]{0,12}", 0..4)) {
+            for prefix in ["/api/v1/api-keys", "/api/v1/secret-scanning", "/settings"] {
+                let path = std::iter::once(prefix.to_string()).chain(rest.iter().map(|r| format!("/{r}"))).collect::<String>();
+                prop_assert_ne!(route(&method, &segments(&path)), Route::Gateway, "{} {}", method, path);
+            }
+        }
+
+        #[test]
+        fn edge_owned_headers_are_recognised_in_any_case_and_separator(
+            name in prop::sample::select(vec!["x-api-key", "x-forwarded-host", "x-forwarded-proto", "x-rally-tenant", "x-rally-anything"]),
+            flips in prop::collection::vec(any::<(bool, bool)>(), 20),
+        ) {
+            let spelled: String = name.chars().zip(flips.iter().cycle()).map(|(c, (upper, underscore))| match c {
+                '-' if *underscore => '_',
+                c if *upper => c.to_ascii_uppercase(),
+                c => c,
+            }).collect();
+            prop_assert!(forwarding::is_edge_owned(&spelled), "{}", spelled);
+        }
+    }
+}

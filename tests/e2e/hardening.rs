@@ -280,6 +280,17 @@ fn failures_on_one_tenant_never_lock_out_another_tenants_keys() {
     );
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(worker().origin.received(&path).len(), 1);
+    // The key above is granted by the cache, which a blocked address keeps anyway; a session is
+    // checked only when its address is not blocked, so it shows whose failures were counted.
+    let session = get(
+        &acme.name,
+        "/api/v1/api-keys",
+        &[
+            ("Authorization", acme.admin.as_str()),
+            ("CF-Connecting-IP", &shared),
+        ],
+    );
+    assert_eq!(session.status, 200, "{}", session.text());
 }
 
 fn a_thousand_rotations_later_a_revocation_still_works() {

@@ -144,8 +144,8 @@ proptest! {
         let reference = serde_json::from_str::<serde_json::Value>(&body).ok().filter(|v| v.is_object());
         type Parser = fn(&[u8]) -> Result<String, AppError>;
         let parsers: [(Parser, &[&str]); 3] = [
-            (|b| request_body::parse_create(b, NOW).map(|k| format!("{k:?}")).map_err(AppError::from), &["name", "scopes", "expiresAt"]),
-            (|b| request_body::parse_patch(b).map(|c| format!("{c:?}")).map_err(AppError::from), &["name", "scopes"]),
+            (|b| request_body::parse_create(b, NOW).map(|k| format!("{k:?}")).map_err(AppError::from), &["name", "scopes", "expiresAt", "allowedIps"]),
+            (|b| request_body::parse_patch(b).map(|c| format!("{c:?}")).map_err(AppError::from), &["name", "scopes", "allowedIps"]),
             (|b| request_body::parse_rotate(b).map(|g| g.to_string()).map_err(AppError::from), &["gracePeriodSeconds"]),
         ];
         for (parse, allowed) in parsers {

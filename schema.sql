@@ -13,7 +13,9 @@ CREATE TABLE IF NOT EXISTS api_keys (
     last_used_at INTEGER,
     revoked_at   INTEGER,                       -- NULL: not revoked; final once set
     created_at   INTEGER NOT NULL,
-    created_by   TEXT
+    created_by   TEXT,
+    allowed_ips  TEXT                           -- NULL: any client address; else canonical CIDR
+                                                -- blocks, comma-separated
 );
 
 -- The list, newest first, and its cursor: WHERE tenant = ? [AND (created_at, id) < (?, ?)]

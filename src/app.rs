@@ -192,7 +192,9 @@ impl<'a> App<'a> {
     }
 
     /// Validates an `X-Api-Key` value. Schedules the cache fill and the lastUsedAt write off
-    /// the response path. Every refusal is the same 401.
+    /// the response path. Every refusal of the key is the same 401; a valid key used from
+    /// outside its allow-list is 403 `ip_not_allowed`, before any scope is looked at, so that
+    /// every use of a key (the gateway and the management API alike) passes this one check.
     pub async fn validate_key(&self, presented: &str) -> Result<Admitted, AppError> {
         let blocked = self.refuse_blocked_client().err();
         let validation = self
@@ -216,6 +218,9 @@ impl<'a> App<'a> {
         }
         let admitted = validation.admitted.ok_or(AppError::Unauthorized)?;
         self.log.set_key(admitted.key_id);
+        if !admitted.admits_client(self.client.as_deref()) {
+            return Err(AppError::IpNotAllowed);
+        }
         if LAST_USED.with(|t| t.borrow_mut().due(admitted.key_id, self.now)) {
             self.log.set_last_used_write();
             let (isolate, tenant, now) = (self.isolate.clone(), self.tenant.clone(), self.now);

@@ -16,6 +16,8 @@ pub enum AppError {
     InvalidCursor,
     Unauthorized,
     Forbidden(String),
+    /// A valid key used from a client address outside its allow-list (or with none).
+    IpNotAllowed,
     NotFound,
     MethodNotAllowed {
         allow: &'static str,
@@ -64,7 +66,7 @@ impl AppError {
             | AppError::UnknownField(_)
             | AppError::InvalidCursor => 400,
             AppError::Unauthorized => 401,
-            AppError::Forbidden(_) => 403,
+            AppError::Forbidden(_) | AppError::IpNotAllowed => 403,
             AppError::NotFound => 404,
             AppError::MethodNotAllowed { .. } => 405,
             AppError::KeyRevoked => 409,
@@ -89,6 +91,7 @@ impl AppError {
             AppError::InvalidCursor => "invalid_cursor",
             AppError::Unauthorized => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
+            AppError::IpNotAllowed => "ip_not_allowed",
             AppError::NotFound => "not_found",
             AppError::MethodNotAllowed { .. } => "method_not_allowed",
             AppError::KeyRevoked => "key_revoked",
@@ -117,6 +120,11 @@ impl AppError {
             // unknown key from a revoked, expired or foreign one.
             AppError::Unauthorized => "A valid API key or session token is required.".into(),
             AppError::Forbidden(message) => message.clone(),
+            // Neither the list nor the address it saw: the caller learns only that this key is
+            // limited to certain addresses.
+            AppError::IpNotAllowed => {
+                "This API key may not be used from this client address.".into()
+            }
             AppError::NotFound => "Not found.".into(),
             AppError::MethodNotAllowed { allow } => format!("Allowed methods: {allow}."),
             AppError::KeyRevoked => "This API key is revoked and can no longer be changed.".into(),

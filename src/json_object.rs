@@ -31,15 +31,17 @@ impl Object {
     }
 }
 
-/// A member's value, as far as the API's bodies care: they hold only strings, whole numbers and
-/// null; anything else is the wrong type for every member, and is read past.
+/// A member's value, as far as the API's bodies care: they hold only strings, whole numbers,
+/// null, and arrays of those; anything else is the wrong type for every member, and is read past.
 #[derive(Debug, PartialEq)]
 pub enum Value {
     Null,
     String(String),
     /// A number that is a whole number from 0 to `u64::MAX`.
     Whole(u64),
-    /// Any other number, a boolean, an array or an object.
+    /// An array, one level deep: an array or object inside it is `Other`.
+    Array(Vec<Value>),
+    /// Any other number, a boolean, an object, or an array or object inside an array.
     Other,
 }
 
@@ -54,6 +56,13 @@ impl Value {
     pub fn as_u64(&self) -> Option<u64> {
         match self {
             Value::Whole(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&[Value]> {
+        match self {
+            Value::Array(items) => Some(items),
             _ => None,
         }
     }
@@ -101,7 +110,7 @@ impl<'de> Visitor<'de> for TopSeed {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut members = Vec::new();
         while let Some(name) = map.next_key::<String>()? {
-            members.push((name, map.next_value_seed(ValueSeed)?));
+            members.push((name, map.next_value_seed(ValueSeed { in_array: false })?));
         }
         Ok(Some(Object(members)))
     }
@@ -129,8 +138,12 @@ impl<'de> Visitor<'de> for TopSeed {
     }
 }
 
-/// Reads one member's value; nested objects and arrays are read past, as `Other`.
-struct ValueSeed;
+/// Reads one member's value, or one element of a member's array. Objects, and arrays inside
+/// an array, are read past as `Other`: no body has a use for them, and one level keeps the
+/// reader's depth and memory bounded by the body's size alone.
+struct ValueSeed {
+    in_array: bool,
+}
 
 impl<'de> DeserializeSeed<'de> for ValueSeed {
     type Value = Value;
@@ -149,8 +162,15 @@ impl<'de> Visitor<'de> for ValueSeed {
         Ok(Value::Other)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Value::Other)
+        if self.in_array {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            return Ok(Value::Other);
+        }
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(ValueSeed { in_array: true })? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
     }
     fn visit_unit<E>(self) -> Result<Value, E> {
         Ok(Value::Null)
@@ -188,8 +208,33 @@ mod tests {
         .unwrap();
         assert_eq!(object.get("a"), Some(&Value::Null));
         assert_eq!(object.get("b"), Some(&Value::Whole(7)));
-        assert_eq!(object.get("c"), Some(&Value::Other));
+        assert_eq!(
+            object.get("c"),
+            Some(&Value::Array(vec![Value::Whole(1), Value::Other]))
+        );
         assert_eq!(object.get("z"), None);
+    }
+
+    #[test]
+    fn arrays_are_read_one_level_deep() {
+        let object = read(
+            br#"{"a": ["x", null, 2, true, [1], {"b": 1}], "b": [], "c": {"d": ["x"]}}"#,
+            &["a", "b", "c"],
+        )
+        .unwrap();
+        assert_eq!(
+            object.get("a"),
+            Some(&Value::Array(vec![
+                Value::String("x".into()),
+                Value::Null,
+                Value::Whole(2),
+                Value::Other,
+                Value::Other,
+                Value::Other,
+            ]))
+        );
+        assert_eq!(object.get("b").and_then(Value::as_array), Some(&[][..]));
+        assert_eq!(object.get("c"), Some(&Value::Other));
     }
 
     #[test]

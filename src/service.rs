@@ -313,6 +313,7 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
             revoked_at: None,
             created_at: now,
             created_by: Some(created_by),
+            allowed_ips: request.allowed_ips,
         };
         self.store.insert(tenant, &record, &key.hash()).await?;
         // A failed cache write is harmless here: the key is new, so no stale entry can exist, and

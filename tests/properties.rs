@@ -3,9 +3,18 @@
 
 use proptest::prelude::*;
 use rally_edge_keys::domain::{
-    base64url, cursor::Cursor, jwt, key::PlainKey, request_body, scopes::Scopes, tenant::Tenant,
+    address::{AllowList, BlockError, IpBlock},
+    base64url,
+    cursor::Cursor,
+    jwt,
+    key::PlainKey,
+    request_body,
+    scopes::Scopes,
+    tenant::Tenant,
 };
 use rally_edge_keys::error::AppError;
+use rally_edge_keys::json_object::{self, Value};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use uuid::Uuid;
 
 const SCOPE_NAMES: [&str; 3] = ["read", "write", "admin"];
@@ -135,8 +144,8 @@ proptest! {
         let reference = serde_json::from_str::<serde_json::Value>(&body).ok().filter(|v| v.is_object());
         type Parser = fn(&[u8]) -> Result<String, AppError>;
         let parsers: [(Parser, &[&str]); 3] = [
-            (|b| request_body::parse_create(b, NOW).map(|k| format!("{k:?}")).map_err(AppError::from), &["name", "scopes", "expiresAt"]),
-            (|b| request_body::parse_patch(b).map(|c| format!("{c:?}")).map_err(AppError::from), &["name", "scopes"]),
+            (|b| request_body::parse_create(b, NOW).map(|k| format!("{k:?}")).map_err(AppError::from), &["name", "scopes", "expiresAt", "allowedIps"]),
+            (|b| request_body::parse_patch(b).map(|c| format!("{c:?}")).map_err(AppError::from), &["name", "scopes", "allowedIps"]),
             (|b| request_body::parse_rotate(b).map(|g| g.to_string()).map_err(AppError::from), &["gracePeriodSeconds"]),
         ];
         for (parse, allowed) in parsers {
@@ -156,10 +165,169 @@ proptest! {
             }
         }
     }
+
+    /// The reader itself against serde_json::Value: the same verdict on every text, and for
+    /// an object, each member's value as Value reads it (the last of repeated members), reduced
+    /// to what the reader keeps: strings, whole numbers, null, and arrays one level deep.
+    #[test]
+    fn the_body_reader_keeps_what_serde_json_value_reads(
+        members in prop::collection::vec((member_name(), json_value()), 0..6),
+        top in prop_oneof![3 => Just(None), 1 => json_value().prop_map(Some)],
+        cut in proptest::option::of(0usize..200),
+    ) {
+        let mut body = match &top {
+            Some(value) => value.clone(),
+            None => format!("{{{}}}", members.iter().map(|(n, v)| format!("{n:?}: {v}")).collect::<Vec<_>>().join(", ")),
+        };
+        if let Some(cut) = cut {
+            body.truncate(body.char_indices().nth(cut).map_or(body.len(), |(i, _)| i));
+        }
+        let ours = json_object::read(body.as_bytes(), &KNOWN);
+        match serde_json::from_str::<serde_json::Value>(&body) {
+            Err(_) => prop_assert_eq!(ours.err(), Some(json_object::ObjectError::NotJson), "{}", body),
+            Ok(serde_json::Value::Object(reference)) => {
+                let unknown = reference.keys().find(|k| !KNOWN.contains(&k.as_str()));
+                match (ours, unknown) {
+                    (Err(json_object::ObjectError::UnknownMember(_)), Some(_)) => {}
+                    (Ok(object), None) => {
+                        for name in KNOWN {
+                            let expected = reference.get(name).map(|v| kept(v, false));
+                            prop_assert_eq!(object.get(name), expected.as_ref(), "{}: {}", name, body);
+                        }
+                    }
+                    (ours, _) => prop_assert!(false, "{:?} for {}", ours, body),
+                }
+            }
+            Ok(_) => prop_assert_eq!(ours.err(), Some(json_object::ObjectError::NotAnObject), "{}", body),
+        }
+    }
+
+    #[test]
+    fn an_ipv4_block_holds_exactly_the_addresses_from_its_first_to_its_last(
+        address in any::<u32>(), prefix in 0u8..=32, other in any::<u32>(),
+    ) {
+        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+        let (first, last) = (address & mask, address | !mask);
+        let block = IpBlock::parse(&format!("{}/{prefix}", Ipv4Addr::from(first))).unwrap();
+        let v4 = |n: u32| IpAddr::V4(n.into());
+        prop_assert!(block.contains(v4(first)) && block.contains(v4(last)) && block.contains(v4(address)));
+        if let Some(before) = first.checked_sub(1) {
+            prop_assert!(!block.contains(v4(before)));
+        }
+        if let Some(after) = last.checked_add(1) {
+            prop_assert!(!block.contains(v4(after)));
+        }
+        prop_assert_eq!(block.contains(v4(other)), (first..=last).contains(&other));
+        // The same address as IPv4-mapped IPv6 is the same client; as a block it is refused.
+        let mapped = Ipv4Addr::from(other).to_ipv6_mapped();
+        prop_assert_eq!(block.contains(IpAddr::V6(mapped)), block.contains(v4(other)));
+        prop_assert_eq!(IpBlock::parse(&mapped.to_string()), Err(BlockError::Ipv4Mapped));
+        // IPv4-compatible IPv6 (`::a.b.c.d`, deprecated) is IPv6: no IPv4 block holds it.
+        prop_assert!(!block.contains(IpAddr::V6(Ipv6Addr::from(u128::from(other)))));
+    }
+
+    #[test]
+    fn an_ipv6_block_holds_exactly_the_addresses_from_its_first_to_its_last(
+        address in any::<u128>(), prefix in 0u8..=128, other in any::<u128>(), near in any::<u64>(),
+    ) {
+        let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+        let (first, last) = (address & mask, address | !mask);
+        prop_assume!(Ipv6Addr::from(first).to_ipv4_mapped().is_none());
+        let block = IpBlock::parse(&format!("{}/{prefix}", Ipv6Addr::from(first))).unwrap();
+        let v6 = |n: u128| IpAddr::V6(n.into());
+        let inside = |n: u128| Ipv6Addr::from(n).to_ipv4_mapped().is_none() && (first..=last).contains(&n);
+        prop_assert!(block.contains(v6(first)) && block.contains(v6(last)));
+        if let Some(before) = first.checked_sub(1) {
+            prop_assert_eq!(block.contains(v6(before)), inside(before));
+        }
+        if let Some(after) = last.checked_add(1) {
+            prop_assert_eq!(block.contains(v6(after)), inside(after));
+        }
+        // Far away and close by: random addresses, and ones a little past either end.
+        for n in [other, first.wrapping_sub(u128::from(near)), last.wrapping_add(u128::from(near))] {
+            prop_assert_eq!(block.contains(v6(n)), inside(n), "{}", Ipv6Addr::from(n));
+        }
+        prop_assert!(!block.contains(IpAddr::V4(Ipv4Addr::from(address as u32))));
+    }
+
+    #[test]
+    fn a_block_with_bits_past_its_prefix_is_refused_and_names_its_network(
+        address in any::<u32>(), prefix in 0u8..=32,
+    ) {
+        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+        let text = format!("{}/{prefix}", Ipv4Addr::from(address));
+        let network = format!("{}/{prefix}", Ipv4Addr::from(address & mask));
+        match IpBlock::parse(&text) {
+            Ok(block) => prop_assert!(address & !mask == 0 && block.to_string() == text),
+            Err(BlockError::HostBitsSet { network: named }) => {
+                prop_assert!(address & !mask != 0);
+                prop_assert_eq!(named.to_string(), network);
+            }
+            Err(other) => prop_assert!(false, "{:?} for {}", other, text),
+        }
+    }
+
+    #[test]
+    fn canonical_lists_round_trip_and_parsing_never_panics(
+        entries in prop::collection::vec(prop_oneof![ip_entry(), ".{0,20}"], 0..8),
+    ) {
+        if let Ok(list) = AllowList::parse(entries.iter().map(String::as_str)) {
+            let stored = list.to_string();
+            let again = AllowList::from_canonical(&stored).unwrap();
+            prop_assert_eq!(again.to_string(), stored);
+            prop_assert_eq!(again, list);
+        }
+    }
+}
+
+/// What the body reader keeps of a value serde_json::Value read.
+fn kept(value: &serde_json::Value, in_array: bool) -> Value {
+    match value {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::String(text) => Value::String(text.clone()),
+        serde_json::Value::Number(n) => n.as_u64().map_or(Value::Other, Value::Whole),
+        serde_json::Value::Array(items) if !in_array => {
+            Value::Array(items.iter().map(|item| kept(item, true)).collect())
+        }
+        _ => Value::Other,
+    }
+}
+
+/// Entries as people write them: addresses and blocks of both families, with and without host
+/// bits, in upper and lower case.
+fn ip_entry() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (any::<u32>(), proptest::option::of(0u8..=34)).prop_map(|(a, p)| match p {
+            Some(p) => format!("{}/{p}", Ipv4Addr::from(a)),
+            None => Ipv4Addr::from(a).to_string(),
+        }),
+        (
+            any::<u128>(),
+            proptest::option::of(0u8..=130),
+            any::<bool>()
+        )
+            .prop_map(|(a, p, upper)| {
+                let text = match p {
+                    Some(p) => format!("{}/{p}", Ipv6Addr::from(a)),
+                    None => Ipv6Addr::from(a).to_string(),
+                };
+                if upper {
+                    text.to_uppercase()
+                } else {
+                    text
+                }
+            }),
+    ]
 }
 
 const NOW: i64 = 1_700_000_000_000;
-const KNOWN: [&str; 4] = ["name", "scopes", "expiresAt", "gracePeriodSeconds"];
+const KNOWN: [&str; 5] = [
+    "name",
+    "scopes",
+    "expiresAt",
+    "gracePeriodSeconds",
+    "allowedIps",
+];
 
 /// Mostly the members the bodies know, sometimes another.
 fn member_name() -> impl Strategy<Value = String> {
@@ -186,7 +354,12 @@ fn json_value() -> impl Strategy<Value = String> {
             "",
             "owner",
             "2030-01-01T00:00:00Z",
-            "2001-01-01T00:00:00Z"
+            "2001-01-01T00:00:00Z",
+            "203.0.113.0/24",
+            "2001:db8::1",
+            "10.0.0.1/8",
+            "::ffff:203.0.113.9",
+            "198.51.100.7/33"
         ])
         .prop_map(|s| format!("{s:?}")),
         "\\PC{0,12}|[\\x00-\\x1f]{1,3}".prop_map(|s| serde_json::to_string(&s).unwrap()),

@@ -32,6 +32,7 @@ async function api(method, path, body) {
   if (!response.ok) {
     const error = new Error(data?.error?.message ?? `Request failed (${response.status}).`);
     error.status = response.status;
+    error.field = data?.error?.field;
     throw error;
   }
   return data;
@@ -43,6 +44,45 @@ function statusOf(key) {
   if (key.isActive) return ["Active", "status-active"];
   if (key.expiresAt && new Date(key.expiresAt) <= new Date()) return ["Expired", "status-expired"];
   return ["Revoked", "status-revoked"];
+}
+
+/// The table's summary of a key's allow-list; the entries themselves are in the tooltip.
+function allowedIpsLabel(list) {
+  if (!list) return "Any IP";
+  return list.length === 1 ? "1 address" : `${list.length} addresses`;
+}
+
+// ---- the allow-list text box: one entry a line --------------------------------------------
+/// The entries of a text box, and the line each came from (blank lines are skipped). No entry
+/// at all means any address: null.
+function readAllowList(textarea) {
+  const entries = [];
+  const lines = [];
+  textarea.value.split("\n").forEach((line, index) => {
+    if (line.trim()) {
+      entries.push(line.trim());
+      lines.push(index + 1);
+    }
+  });
+  return { list: entries.length ? entries : null, lines };
+}
+
+function showAllowListError(textarea, box, message) {
+  box.textContent = message;
+  show(box, Boolean(message));
+  if (message) textarea.setAttribute("aria-invalid", "true");
+  else textarea.removeAttribute("aria-invalid");
+}
+
+/// An API error about allowedIps, shown under the text box by line ("line 3: …") rather than
+/// by the API's entry number; the dialog stays open to fix it. False for any other error.
+function allowListErrorShown(error, textarea, box, lines) {
+  if (error.field !== "allowedIps") return false;
+  const entry = /^Entry (\d+) of allowedIps: (.*)$/s.exec(error.message);
+  const line = entry && lines[Number(entry[1]) - 1];
+  showAllowListError(textarea, box, line ? `line ${line}: ${entry[2]}` : error.message);
+  textarea.focus();
+  return true;
 }
 
 function cell(row, text, className) {
@@ -66,6 +106,8 @@ function render(keys) {
     code.textContent = `${key.keyPrefix}…`;
     prefix.append(code);
     cell(row, ACCESS_LABELS[key.scopes] ?? key.scopes);
+    const ips = cell(row, allowedIpsLabel(key.allowedIps));
+    if (key.allowedIps) ips.title = key.allowedIps.join("\n");
     cell(row, when(key.createdAt));
     cell(row, key.createdBy ?? "—");
     cell(row, when(key.lastUsedAt));
@@ -142,6 +184,7 @@ $("#reveal").addEventListener("cancel", (event) => {
 
 $("#create-open").addEventListener("click", () => {
   $("#create-form").reset();
+  showAllowListError($("#create-ips"), $("#create-ips-error"), "");
   $("#create").showModal();
 });
 
@@ -151,13 +194,21 @@ $("#create-form").addEventListener("submit", async (event) => {
   const expiry = form.get("expiresAt");
   const body = { name: form.get("name"), scopes: form.get("access") };
   if (expiry) body.expiresAt = new Date(expiry).toISOString();
-  await act("Creating the key…", async () => {
-    const created = await api("POST", "/api/v1/api-keys", body);
-    $("#create").close();
-    await load();
-    reveal(created);
-    return `Created ${created.name}.`;
-  });
+  const [textarea, box] = [$("#create-ips"), $("#create-ips-error")];
+  const { list, lines } = readAllowList(textarea);
+  if (list) body.allowedIps = list;
+  showAllowListError(textarea, box, "");
+  await act(
+    "Creating the key…",
+    async () => {
+      const created = await api("POST", "/api/v1/api-keys", body);
+      $("#create").close();
+      await load();
+      reveal(created);
+      return `Created ${created.name}.`;
+    },
+    (error) => allowListErrorShown(error, textarea, box, lines),
+  );
 });
 
 // ---- edit, reset, revoke --------------------------------------------------------------------
@@ -169,6 +220,8 @@ function openEdit(key) {
   for (const radio of document.querySelectorAll("#edit-form [name=access]")) {
     radio.checked = radio.value === (key.scopes.includes("admin") ? "admin" : key.scopes);
   }
+  $("#edit-ips").value = (key.allowedIps ?? []).join("\n");
+  showAllowListError($("#edit-ips"), $("#edit-ips-error"), "");
   $("#edit").showModal();
 }
 
@@ -188,12 +241,20 @@ function openRevoke(key) {
 $("#edit-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = new FormData(event.target);
-  await act("Saving…", async () => {
-    await api("PATCH", `/api/v1/api-keys/${selected.id}`, { name: form.get("name"), scopes: form.get("access") });
-    $("#edit").close();
-    await load();
-    return "Saved.";
-  });
+  const [textarea, box] = [$("#edit-ips"), $("#edit-ips-error")];
+  // An emptied box lifts the list: allowedIps null.
+  const { list, lines } = readAllowList(textarea);
+  showAllowListError(textarea, box, "");
+  await act(
+    "Saving…",
+    async () => {
+      await api("PATCH", `/api/v1/api-keys/${selected.id}`, { name: form.get("name"), scopes: form.get("access"), allowedIps: list });
+      $("#edit").close();
+      await load();
+      return "Saved.";
+    },
+    (error) => allowListErrorShown(error, textarea, box, lines),
+  );
 });
 
 $("#reset-form").addEventListener("submit", async (event) => {
@@ -222,14 +283,16 @@ for (const button of document.querySelectorAll("[data-close]")) {
   button.addEventListener("click", () => button.closest("dialog").close());
 }
 
-/// Runs one change with a busy message, and shows its error in the dialog's place if it fails.
-async function act(busy, change) {
+/// Runs one change with a busy message, and shows its error in the dialog's place if it fails,
+/// unless `shownInDialog` shows it beside the field at fault (and returns true).
+async function act(busy, change, shownInDialog = () => false) {
   announce(busy);
   showError("");
   try {
     announce(await change());
   } catch (error) {
     announce("");
+    if (shownInDialog(error)) return;
     showError(error.message);
     for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
   }

@@ -2,7 +2,7 @@
 //! works) or a denial. KV stores this as JSON; a D1 lookup produces the same thing, so the cache
 //! and the database lead to one decision function.
 
-use super::{scopes::Scopes, tenant::Tenant, time::Millis};
+use super::{address::AllowList, scopes::Scopes, tenant::Tenant, time::Millis};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -36,6 +36,10 @@ pub struct Grant {
     pub valid_until: Option<Millis>,
     /// After this the entry is stale, whatever KV still holds, and D1 is asked again.
     pub fresh_until: Millis,
+    /// The key's allow-list in its stored form (`AllowList`'s `Display`), so that checking the
+    /// client address costs no read beyond the entry; absent when any address may use the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_ips: Option<String>,
 }
 
 /// One secret of a key as D1 stores it, joined with its key.
@@ -47,6 +51,7 @@ pub struct StoredSecret {
     pub expires_at: Option<Millis>,
     pub revoked_at: Option<Millis>,
     pub valid_until: Option<Millis>,
+    pub allowed_ips: Option<AllowList>,
 }
 
 impl CacheEntry {
@@ -74,6 +79,7 @@ impl CacheEntry {
                     expires_at: s.expires_at,
                     valid_until: s.valid_until,
                     fresh_until,
+                    allowed_ips: s.allowed_ips.as_ref().map(ToString::to_string),
                 })
             }
             _ => CacheEntry::Deny,
@@ -101,20 +107,37 @@ impl CacheEntry {
         {
             return None;
         }
-        // A scope string that does not parse can only come from a corrupted entry: refuse it.
+        // A scope string or an allow-list that does not parse can only come from a corrupted
+        // entry: refuse it.
         let scopes = Scopes::parse(&grant.scopes).ok()?;
+        let allowed_ips = match &grant.allowed_ips {
+            Some(stored) => Some(AllowList::from_canonical(stored)?),
+            None => None,
+        };
         Some(Admitted {
             key_id: grant.key_id,
             scopes,
+            allowed_ips,
         })
     }
 }
 
-/// A key that passed every check but the scope one.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A valid key of the tenant, before its client address and its scopes are checked.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Admitted {
     pub key_id: Uuid,
     pub scopes: Scopes,
+    /// None: any client address.
+    pub allowed_ips: Option<AllowList>,
+}
+
+impl Admitted {
+    /// Whether the key may be used by a request from `client` (`CF-Connecting-IP`, if any).
+    pub fn admits_client(&self, client: Option<&str>) -> bool {
+        self.allowed_ips
+            .as_ref()
+            .is_none_or(|list| list.admits(client))
+    }
 }
 
 fn past(deadline: Option<Millis>, now: Millis) -> bool {
@@ -135,6 +158,7 @@ mod tests {
             expires_at: Some(NOW + 1000),
             revoked_at: None,
             valid_until: None,
+            allowed_ips: None,
         }
     }
 
@@ -188,9 +212,52 @@ mod tests {
     }
 
     #[test]
+    fn an_allow_list_travels_in_the_grant_and_limits_the_client_addresses() {
+        let limited = StoredSecret {
+            allowed_ips: AllowList::parse(["203.0.113.0/24", "2001:db8::1"]).ok(),
+            ..stored()
+        };
+        let entry = CacheEntry::from_stored(Some(&limited), NOW);
+        let CacheEntry::Grant(grant) = &entry else {
+            panic!("an active secret is granted");
+        };
+        assert_eq!(
+            grant.allowed_ips.as_deref(),
+            Some("203.0.113.0/24,2001:db8::1/128")
+        );
+        let admitted = entry.admit(&acme(), NOW).unwrap();
+        assert!(admitted.admits_client(Some("203.0.113.9")));
+        assert!(admitted.admits_client(Some("2001:db8::1")));
+        for outside in [None, Some("198.51.100.1"), Some("2001:db8::2"), Some("")] {
+            assert!(!admitted.admits_client(outside), "{outside:?}");
+        }
+        let anywhere = CacheEntry::from_stored(Some(&stored()), NOW)
+            .admit(&acme(), NOW)
+            .unwrap();
+        assert!(anywhere.admits_client(None) && anywhere.admits_client(Some("198.51.100.1")));
+    }
+
+    #[test]
+    fn a_grant_whose_allow_list_does_not_parse_admits_no_one() {
+        let CacheEntry::Grant(grant) = CacheEntry::from_stored(Some(&stored()), NOW) else {
+            panic!("an active secret is granted");
+        };
+        let corrupted = CacheEntry::Grant(Grant {
+            allowed_ips: Some("203.0.113.9/24".into()),
+            ..grant
+        });
+        assert_eq!(corrupted.admit(&acme(), NOW), None);
+    }
+
+    #[test]
     fn entries_round_trip_through_json() {
+        let limited = StoredSecret {
+            allowed_ips: AllowList::parse(["203.0.113.0/24"]).ok(),
+            ..stored()
+        };
         for entry in [
             CacheEntry::from_stored(Some(&stored()), NOW),
+            CacheEntry::from_stored(Some(&limited), NOW),
             CacheEntry::Deny,
         ] {
             let json = serde_json::to_string(&entry).unwrap();

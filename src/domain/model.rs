@@ -2,6 +2,7 @@
 //! No response type has a field for the key hash, and only `ApiKeyCreatedResponse` has the key.
 
 use super::{
+    address::AllowList,
     key::PlainKey,
     scopes::Scopes,
     time::{to_rfc3339, Millis},
@@ -20,6 +21,8 @@ pub struct ApiKey {
     pub revoked_at: Option<Millis>,
     pub created_at: Millis,
     pub created_by: Option<String>,
+    /// None: any client address.
+    pub allowed_ips: Option<AllowList>,
 }
 
 impl ApiKey {
@@ -39,6 +42,7 @@ impl ApiKey {
             is_active: self.is_active(now),
             created_at: to_rfc3339(self.created_at),
             created_by: self.created_by.clone(),
+            allowed_ips: self.allowed_ips.as_ref().map(AllowList::entries),
         }
     }
 
@@ -68,6 +72,8 @@ pub struct ApiKeyResponse {
     pub is_active: bool,
     pub created_at: String,
     pub created_by: Option<String>,
+    /// Canonical blocks, or null for any address.
+    pub allowed_ips: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]

@@ -27,6 +27,7 @@ pub async fn forward(
     let method = req.method();
     let admitted = match header("x-api-key") {
         Some(presented) => {
+            // 401 for a key that is not valid here, 403 from outside its allow-list.
             let admitted = app.validate_key(&presented).await?;
             // A framework that honours a method override would run the overriding method, so
             // the key must allow that one too.

@@ -412,6 +412,7 @@ impl<'w> FakeD1<'w> {
             expires_at: key.expires_at,
             revoked_at: key.revoked_at,
             valid_until: row.valid_until,
+            allowed_ips: key.allowed_ips.clone(),
         }
     }
 
@@ -542,6 +543,9 @@ impl KeyStore for FakeD1<'_> {
                 }
                 k.name = change.name.clone().unwrap_or(k.name.clone());
                 k.scopes = change.scopes.unwrap_or(k.scopes);
+                if let Some(allowed_ips) = &change.allowed_ips {
+                    k.allowed_ips = allowed_ips.clone();
+                }
                 true
             })
             .unwrap_or(false);
@@ -960,6 +964,7 @@ impl<'m> Model<'m> {
                 name: format!("key {index}"),
                 scopes: Scopes::parse("read,write").expect("scopes"),
                 expires_at,
+                allowed_ips: None,
             };
             let (record, plain) =
                 run_alone(service.create(&acme(), request, "model".into(), START))
@@ -1259,6 +1264,7 @@ impl<'m> Model<'m> {
             let change = KeyChange {
                 name: None,
                 scopes: Some(Scopes::parse(scopes).expect("scopes")),
+                allowed_ips: None,
             };
             let result = self.service().update(&acme(), key.id, change, now).await;
             world.event(|| {

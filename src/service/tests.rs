@@ -2,7 +2,7 @@
 //! paths against the real bindings.
 
 use super::*;
-use crate::domain::{request_body::parse_create, scopes::Scopes};
+use crate::domain::{address::AllowList, request_body::parse_create, scopes::Scopes};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
@@ -48,6 +48,7 @@ impl MemStore {
             expires_at: key.expires_at,
             revoked_at: key.revoked_at,
             valid_until: *valid_until,
+            allowed_ips: key.allowed_ips.clone(),
         }
     }
 
@@ -116,6 +117,9 @@ impl KeyStore for MemStore {
                 }
                 k.name = change.name.clone().unwrap_or(k.name.clone());
                 k.scopes = change.scopes.unwrap_or(k.scopes);
+                if let Some(allowed_ips) = &change.allowed_ips {
+                    k.allowed_ips = allowed_ips.clone();
+                }
                 true
             })
             .unwrap_or(false))
@@ -375,6 +379,7 @@ fn a_scope_change_applies_to_the_next_validation() {
     let change = KeyChange {
         name: None,
         scopes: Some(Scopes::parse("write").unwrap()),
+        allowed_ips: None,
     };
     run(keys.update(&acme(), record.id, change, NOW)).unwrap();
     let admitted = run(keys.validate(key.reveal(), &acme(), NOW, false))
@@ -382,6 +387,64 @@ fn a_scope_change_applies_to_the_next_validation() {
         .admitted
         .unwrap();
     assert!(admitted.scopes.allows_method("POST") && !admitted.scopes.allows_method("GET"));
+}
+
+#[test]
+fn an_allow_list_change_applies_to_the_next_validation_ahead_of_an_older_fill() {
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let (record, key) = create(
+        &keys,
+        r#"{"name": "ETL", "allowedIps": ["203.0.113.0/24"]}"#,
+        NOW,
+    );
+    let client_ok = |at: Millis, client: &str| {
+        let validation = run(keys.validate(key.reveal(), &acme(), at, false)).unwrap();
+        if let Some(fill) = &validation.fill {
+            run(keys.cache.write(fill)).unwrap();
+        }
+        validation.admitted.unwrap().admits_client(Some(client))
+    };
+    assert!(client_ok(NOW, "203.0.113.9") && !client_ok(NOW, "198.51.100.1"));
+    // A validation elsewhere filled the cache from D1 with the old, wider list ...
+    cache.places.borrow_mut().clear();
+    assert!(client_ok(NOW + 1, "203.0.113.200"));
+    // ... and the list is narrowed: the managed grant decides from the next request on.
+    let narrowed = KeyChange {
+        name: None,
+        scopes: None,
+        allowed_ips: Some(Some(AllowList::parse(["203.0.113.9"]).unwrap())),
+    };
+    let changed = run(keys.update(&acme(), record.id, narrowed, NOW + 2)).unwrap();
+    assert_eq!(
+        changed.allowed_ips.map(|l| l.entries()),
+        Some(vec!["203.0.113.9/32".to_string()])
+    );
+    assert!(client_ok(NOW + 3, "203.0.113.9") && !client_ok(NOW + 3, "203.0.113.200"));
+    let cleared = KeyChange {
+        name: None,
+        scopes: None,
+        allowed_ips: Some(None),
+    };
+    run(keys.update(&acme(), record.id, cleared, NOW + 4)).unwrap();
+    assert!(client_ok(NOW + 5, "198.51.100.1"));
+    // A change of name only keeps the list as it is.
+    let limited = KeyChange {
+        name: None,
+        scopes: None,
+        allowed_ips: Some(Some(AllowList::parse(["2001:db8::/32"]).unwrap())),
+    };
+    run(keys.update(&acme(), record.id, limited, NOW + 6)).unwrap();
+    let renamed = KeyChange {
+        name: Some("ETL 2".into()),
+        scopes: None,
+        allowed_ips: None,
+    };
+    run(keys.update(&acme(), record.id, renamed, NOW + 7)).unwrap();
+    assert!(client_ok(NOW + 8, "2001:db8::7") && !client_ok(NOW + 8, "198.51.100.1"));
 }
 
 #[test]

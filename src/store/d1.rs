@@ -2,7 +2,7 @@
 //! the lookup by hash, bound by tenant. The index each query relies on is named beside it.
 
 use crate::domain::{
-    cache_entry::StoredSecret, cursor::Cursor, key::KeyHash, model::ApiKey,
+    address::AllowList, cache_entry::StoredSecret, cursor::Cursor, key::KeyHash, model::ApiKey,
     request_body::KeyChange, scopes::Scopes, tenant::Tenant, time::Millis,
 };
 use crate::service::{KeyStore, StorageError, LAST_USED_INTERVAL_MS};
@@ -11,11 +11,11 @@ use std::cell::Cell;
 use uuid::Uuid;
 use worker::{wasm_bindgen::JsValue, D1Database, D1PreparedStatement};
 
-const KEY_COLUMNS: &str =
-    "id, key_prefix, name, scopes, expires_at, last_used_at, revoked_at, created_at, created_by";
+const KEY_COLUMNS: &str = "id, key_prefix, name, scopes, expires_at, last_used_at, revoked_at, \
+     created_at, created_by, allowed_ips";
 
-const INSERT_KEY: &str = "INSERT INTO api_keys (id, tenant, key_prefix, name, scopes, expires_at, created_at, created_by) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+const INSERT_KEY: &str = "INSERT INTO api_keys (id, tenant, key_prefix, name, scopes, expires_at, created_at, created_by, allowed_ips) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 const INSERT_SECRET: &str =
     "INSERT INTO api_key_secrets (key_hash, key_id, tenant, valid_until) VALUES (?1, ?2, ?3, NULL)";
 // api_keys_by_tenant_created
@@ -24,8 +24,11 @@ const LIST_FIRST: &str =
 const LIST_AFTER: &str = "FROM api_keys WHERE tenant = ?1 AND (created_at, id) < (?3, ?4) ORDER BY created_at DESC, id DESC LIMIT ?2";
 // Primary key; the tenant condition keeps other tenants' rows out.
 const GET: &str = "FROM api_keys WHERE id = ?2 AND tenant = ?1";
+// allowed_ips can be set to NULL (any address), so COALESCE cannot tell "unchanged" from
+// "cleared": ?5 says whether ?6 replaces it.
 const UPDATE: &str =
-    "UPDATE api_keys SET name = COALESCE(?3, name), scopes = COALESCE(?4, scopes) \
+    "UPDATE api_keys SET name = COALESCE(?3, name), scopes = COALESCE(?4, scopes), \
+     allowed_ips = CASE WHEN ?5 = 1 THEN ?6 ELSE allowed_ips END \
      WHERE id = ?2 AND tenant = ?1 AND revoked_at IS NULL";
 const REVOKE: &str =
     "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?2 AND tenant = ?1";
@@ -45,8 +48,8 @@ const FORGET_SECRET: &str = "DELETE FROM api_key_secrets \
 const ROTATE_NEW_SECRET: &str =
     "INSERT INTO api_key_secrets (key_hash, key_id, tenant, valid_until) SELECT ?3, ?2, ?1, NULL \
      WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?2 AND tenant = ?1 AND revoked_at IS NULL)";
-const SECRET_COLUMNS: &str =
-    "SELECT s.key_hash, k.id, k.tenant, k.scopes, k.expires_at, k.revoked_at, s.valid_until \
+const SECRET_COLUMNS: &str = "SELECT s.key_hash, k.id, k.tenant, k.scopes, k.expires_at, \
+     k.revoked_at, s.valid_until, k.allowed_ips \
      FROM api_key_secrets s JOIN api_keys k ON k.id = s.key_id";
 // api_key_secrets_by_key
 const SECRETS_OF: &str = "WHERE s.tenant = ?1 AND s.key_id = ?2 ORDER BY s.key_hash";
@@ -72,6 +75,7 @@ struct KeyRow {
     revoked_at: Option<f64>,
     created_at: f64,
     created_by: Option<String>,
+    allowed_ips: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +87,7 @@ struct SecretRow {
     expires_at: Option<f64>,
     revoked_at: Option<f64>,
     valid_until: Option<f64>,
+    allowed_ips: Option<String>,
 }
 
 fn text(value: &str) -> JsValue {
@@ -110,6 +115,13 @@ fn corrupt(what: &str) -> StorageError {
     StorageError(format!("D1 row with an invalid {what}"))
 }
 
+/// NULL is any address; anything else must be a list this service wrote.
+fn allow_list(stored: Option<&str>) -> Result<Option<AllowList>, StorageError> {
+    stored
+        .map(|text| AllowList::from_canonical(text).ok_or_else(|| corrupt("allowed_ips")))
+        .transpose()
+}
+
 impl KeyRow {
     fn into_key(self) -> Result<ApiKey, StorageError> {
         Ok(ApiKey {
@@ -122,6 +134,7 @@ impl KeyRow {
             revoked_at: ms(self.revoked_at),
             created_at: self.created_at as Millis,
             created_by: self.created_by,
+            allowed_ips: allow_list(self.allowed_ips.as_deref())?,
         })
     }
 }
@@ -135,6 +148,7 @@ impl SecretRow {
             expires_at: ms(self.expires_at),
             revoked_at: ms(self.revoked_at),
             valid_until: ms(self.valid_until),
+            allowed_ips: allow_list(self.allowed_ips.as_deref())?,
         };
         Ok((KeyHash::from_stored(self.key_hash), secret))
     }
@@ -210,6 +224,7 @@ impl KeyStore for D1Store {
         hash: &KeyHash,
     ) -> Result<(), StorageError> {
         let id = key.id.to_string();
+        let allowed_ips = key.allowed_ips.as_ref().map(ToString::to_string);
         let insert_key = self.statement(
             INSERT_KEY,
             &[
@@ -221,6 +236,7 @@ impl KeyStore for D1Store {
                 key.expires_at.map_or(JsValue::NULL, number),
                 number(key.created_at),
                 optional_text(key.created_by.as_deref()),
+                optional_text(allowed_ips.as_deref()),
             ],
         )?;
         let insert_secret = self.statement(
@@ -279,11 +295,17 @@ impl KeyStore for D1Store {
         change: &KeyChange,
     ) -> Result<bool, StorageError> {
         let scopes = change.scopes.map(|s| s.to_string());
+        let allowed_ips = change
+            .allowed_ips
+            .as_ref()
+            .map(|list| list.as_ref().map(ToString::to_string));
         let values = [
             text(tenant.as_str()),
             text(&id.to_string()),
             optional_text(change.name.as_deref()),
             optional_text(scopes.as_deref()),
+            JsValue::from_f64(if allowed_ips.is_some() { 1.0 } else { 0.0 }),
+            optional_text(allowed_ips.flatten().as_deref()),
         ];
         Ok(self.changes(UPDATE, &values).await? == 1)
     }

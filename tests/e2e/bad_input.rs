@@ -43,6 +43,36 @@ fn case(
     }
 }
 
+/// One row per kind of bad allow-list, each refused on the field `allowedIps`; `body` makes
+/// the request body around the list (with a name, which must not be stored or changed either).
+fn allow_list_cases(body: impl Fn(&str) -> String) -> Vec<Case> {
+    let fifty_one: Vec<String> = (0..51).map(|i| format!("\"10.0.0.{i}\"")).collect();
+    let fifty_one = format!("[{}]", fifty_one.join(","));
+    [
+        (
+            "allowedIps: garbage",
+            r#"["203.0.113.0/24", "not an address"]"#,
+        ),
+        ("allowedIps: host bits set", r#"["203.0.113.9/24"]"#),
+        ("allowedIps: IPv4-mapped IPv6", r#"["::ffff:203.0.113.9"]"#),
+        ("allowedIps: 51 entries", fifty_one.as_str()),
+        ("allowedIps: empty array", "[]"),
+        ("allowedIps: a string, not an array", r#""203.0.113.0/24""#),
+        ("allowedIps: IPv4 prefix over 32", r#"["203.0.113.0/33"]"#),
+        ("allowedIps: IPv6 prefix over 128", r#"["2001:db8::/129"]"#),
+        (
+            "allowedIps: an entry not a string",
+            r#"["203.0.113.0/24", 24]"#,
+        ),
+    ]
+    .into_iter()
+    .map(|(label, list)| Case {
+        body: body(list).into_bytes(),
+        ..case(label, b"", 400, "validation_error", Some("allowedIps"))
+    })
+    .collect()
+}
+
 fn check(tenant: &TestTenant, method: &str, path: &str, cases: Vec<Case>) {
     for c in cases {
         let mut headers = vec![("Authorization", tenant.admin.as_str())];
@@ -204,16 +234,20 @@ fn create_refuses_each_bad_body_and_stores_nothing() {
             None,
         )
     });
+    cases.extend(allow_list_cases(|list| {
+        format!(r#"{{"name": "x", "allowedIps": {list}}}"#)
+    }));
     check(&tenant, "POST", "/api/v1/api-keys", cases);
     assert!(tenant.list().is_empty(), "nothing was stored");
 }
 
 fn patch_refuses_mass_assignment_and_bad_values_and_changes_nothing() {
     let tenant = TestTenant::new("badpatch");
-    let created = tenant.create_key(json!({"name": "ETL", "scopes": "read"}));
+    let created = tenant
+        .create_key(json!({"name": "ETL", "scopes": "read", "allowedIps": ["198.51.100.0/24"]}));
     let id = created["id"].as_str().unwrap();
     let before = tenant.key(id);
-    let cases = vec![
+    let mut cases = vec![
         case(
             "isActive",
             br#"{"isActive": false}"#,
@@ -252,6 +286,9 @@ fn patch_refuses_mass_assignment_and_bad_values_and_changes_nothing() {
         ),
         case("truncated JSON", b"{", 400, "invalid_json", None),
     ];
+    cases.extend(allow_list_cases(|list| {
+        format!(r#"{{"name": "renamed", "allowedIps": {list}}}"#)
+    }));
     check(&tenant, "PATCH", &format!("/api/v1/api-keys/{id}"), cases);
     assert_eq!(tenant.key(id), before, "nothing changed");
 }

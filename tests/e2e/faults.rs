@@ -32,6 +32,7 @@ pub fn seed_cached_key(no_schema: &Instance) {
         valid_until: None,
         // Written by hand, so fresh for as long as the run may take.
         fresh_until: (now_seconds() + 3600) * 1000,
+        allowed_ips: None,
     });
     let name = format!(
         "managed/{}",

@@ -7,6 +7,7 @@
 
 mod harness;
 
+mod allowlist;
 mod auth;
 mod bad_input;
 mod contract;
@@ -34,6 +35,7 @@ fn main() {
     trials.extend(auth::tests());
     trials.extend(isolation::tests());
     trials.extend(edge::tests());
+    trials.extend(allowlist::tests());
     trials.extend(faults::tests());
     trials.extend(hardening::tests());
     trials.extend(identity::tests());

@@ -28,7 +28,7 @@ fn names(list: &[&str]) -> BTreeSet<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-const RESPONSE_FIELDS: [&str; 9] = [
+const RESPONSE_FIELDS: [&str; 10] = [
     "id",
     "keyPrefix",
     "name",
@@ -38,6 +38,7 @@ const RESPONSE_FIELDS: [&str; 9] = [
     "isActive",
     "createdAt",
     "createdBy",
+    "allowedIps",
 ];
 
 fn create_reveals_the_key_once_with_exactly_the_documented_fields() {
@@ -85,6 +86,7 @@ fn create_reveals_the_key_once_with_exactly_the_documented_fields() {
     assert_eq!(shown["createdBy"], format!("admin@{}.test", tenant.name));
     assert_eq!(shown["isActive"], true);
     assert_eq!(shown["lastUsedAt"], Value::Null);
+    assert_eq!(shown["allowedIps"], Value::Null);
     assert!(!shown.to_string().contains(key) && !shown.to_string().contains(&sha256_hex(key)));
 }
 

@@ -294,17 +294,20 @@ async function churn() {
 
 const started = performance.now();
 const cpuBefore = cpuMicros(pid);
+const nodeCpuBefore = process.cpuUsage();
 await Promise.all([...Array.from({ length: CONNECTIONS }, client), scheduledChanges(), churn(), failingClient()]);
 const elapsed = (performance.now() - started) / 1000;
 // The Worker's CPU time (with the local KV and D1 simulators in the same workerd): steadier than
 // the rate, which depends on everything else the machine does.
 const cpuSeconds = (cpuMicros(pid) - cpuBefore) / 1e6;
+const nodeCpu = process.cpuUsage(nodeCpuBefore);
+const nodeCpuSeconds = (nodeCpu.user + nodeCpu.system) / 1e6;
 
 // ---- report ------------------------------------------------------------------------------------
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 console.log(`\nsoak: ${SECONDS} s, ${CONNECTIONS} connections, workerd via Miniflare on 127.0.0.1, compatibility date ${compatibilityDate}`);
 console.log(`${total} responses checked in ${elapsed.toFixed(1)} s (${(total / elapsed).toFixed(0)} req/s), ${churned} create/use/revoke cycles`);
-console.log(`workerd CPU ${cpuSeconds.toFixed(1)} s, ${((cpuSeconds * 1e6) / total).toFixed(0)} µs per response\n`);
+console.log(`workerd CPU ${cpuSeconds.toFixed(1)} s, ${((cpuSeconds * 1e6) / total).toFixed(0)} µs per response; this Node process (the clients and the origin) ${nodeCpuSeconds.toFixed(1)} s\n`);
 console.log("| class | responses | statuses | p50 ms | p99 ms |");
 console.log("| --- | ---: | --- | ---: | ---: |");
 for (const [kind, entry] of stats) {

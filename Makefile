@@ -11,6 +11,7 @@ build:
 	bash scripts/setup.sh dev && bash scripts/build.sh
 
 # Performance and size of the release Worker in workerd, wrk over 127.0.0.1 (BENCHMARKS.md).
+# BENCH_OTHER_TREE=dir runs another checkout's release build beside it (case other-gateway-valid-key).
 bench:
 	bash scripts/bench.sh
 

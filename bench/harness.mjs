@@ -1,10 +1,12 @@
 // Shared by the benchmark and the soak: a local origin, the release Worker (or any module
-// Worker) in workerd through Miniflare's API, the D1 migrations, and admin session tokens.
+// Worker) in workerd through Miniflare's API, the D1 migrations, the development identity key,
+// and admin session tokens.
 
 import { Miniflare, supportedCompatibilityDate } from "miniflare";
 import http from "node:http";
+import { dirname } from "node:path";
 import { createHmac } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 
 export const root = new URL("..", import.meta.url).pathname;
 
@@ -27,27 +29,39 @@ export function caseNames(variable, known) {
   return names;
 }
 
-/// A loopback origin that answers every request with a small JSON body.
-export async function startOrigin() {
+/// A loopback origin that answers every request with a small JSON body, or with what
+/// `respond(req, url)` returns once the request's body has arrived (the soak's origin checks
+/// what the edge forwarded, and answers with its findings).
+export async function startOrigin(respond) {
+  let url;
   const server = http.createServer((req, res) => {
     req.resume();
     req.on("end", () => {
       res.writeHead(200, { "content-type": "application/json" });
-      res.end('{"origin":"ok"}');
+      res.end(respond ? JSON.stringify(respond(req, url)) : '{"origin":"ok"}');
     });
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { server, url: `http://127.0.0.1:${server.address().port}` };
+  url = `http://127.0.0.1:${server.address().port}`;
+  return { server, url };
 }
 
 // miniflare 4's workerd may be older than the project's date; the Worker uses no newer flag.
 const projectDate = readFileSync(`${root}wrangler.toml`, "utf8").match(/^compatibility_date = "(.+)"/m)[1];
 export const compatibilityDate = projectDate < supportedCompatibilityDate ? projectDate : supportedCompatibilityDate;
 
+/// The development signing key of the identity assertions, as `.dev.vars.example` publishes it:
+/// without it, every keyed request would answer 503 identity_not_configured.
+export const identitySigningKey = readFileSync(`${root}.dev.vars.example`, "utf8")
+  .match(/^IDENTITY_SIGNING_KEY='(.+)'$/m)[1];
+
 /// Starts a module Worker in workerd with the project's bindings. `scriptPath` defaults to the
-/// release build; `rateLimit` adds the failed-authentication limiter of wrangler.toml; `inspect`
-/// opens V8's inspector on a loopback port (for bench/profile.mjs).
-export async function startWorker({ originUrl, jwtSecret, scriptPath = `${root}build/index.js`, rateLimit = true, inspect = false }) {
+/// release build; `tree` is the checkout whose migrations/ (or, in a tree older than migrations,
+/// schema.sql) build its D1; `rateLimit` adds the failed-authentication limiter of wrangler.toml;
+/// `inspect` opens V8's inspector on a loopback port (for bench/profile.mjs). `startMs` in the
+/// answer is the time from here to workerd answering, the Worker's modules compiled.
+export async function startWorker({ originUrl, jwtSecret, scriptPath = `${root}build/index.js`, tree = root, rateLimit = true, inspect = false }) {
+  const started = performance.now();
   const mf = new Miniflare({
     host: "127.0.0.1",
     port: 0,
@@ -62,32 +76,39 @@ export async function startWorker({ originUrl, jwtSecret, scriptPath = `${root}b
       unsafeInspectorProxy: inspect,
       scriptPath,
       modules: true,
+      // Module names are paths under this root, and workerd refuses a name that climbs out of it
+      // with "..": the default root, the working directory, would refuse another tree's build.
+      modulesRoot: dirname(scriptPath),
       modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
       compatibilityDate,
       d1Databases: ["DB"],
       kvNamespaces: ["API_KEY_CACHE"],
       ratelimits: rateLimit ? { AUTH_FAILURE_LIMITER: { namespace_id: "1001", simple: { limit: 20, period: 60 } } } : {},
-      bindings: { ROOT_DOMAIN: "rallycrm.io", ORIGIN_URL: originUrl, JWT_SECRET: jwtSecret },
+      bindings: { ROOT_DOMAIN: "rallycrm.io", ORIGIN_URL: originUrl, JWT_SECRET: jwtSecret, IDENTITY_SIGNING_KEY: identitySigningKey },
     }],
   });
   const before = workerdChildren();
   const url = new URL(await mf.ready);
+  const startMs = performance.now() - started;
   // The workerd process this Miniflare started: its CPU time is the Worker's cost (with the
   // local KV and D1 simulators, which run inside it too).
   const pid = workerdChildren().find((p) => !before.includes(p));
   const db = await mf.getD1Database("DB");
-  await applyMigrations(db);
-  return { mf, db, kv: await mf.getKVNamespace("API_KEY_CACHE"), port: Number(url.port), pid };
+  await applyMigrations(db, tree);
+  return { mf, db, kv: await mf.getKVNamespace("API_KEY_CACHE"), port: Number(url.port), pid, startMs };
 }
 
-/// Applies every file of migrations/ in name order, as `wrangler d1 migrations apply` does (the
-/// database is fresh, so there is nothing to skip). D1's API takes one statement at a time;
-/// comments (which may hold a ';') go first. A migration with a trigger, whose body holds ';',
-/// would need a real statement splitter here.
-async function applyMigrations(db) {
-  const dir = `${root}migrations/`;
-  for (const file of readdirSync(dir).filter((f) => f.endsWith(".sql")).sort()) {
-    const sql = readFileSync(dir + file, "utf8").replace(/--.*$/gm, "");
+/// Applies every file of the tree's migrations/ in name order, as `wrangler d1 migrations apply`
+/// does (the database is fresh, so there is nothing to skip); a tree from before migrations
+/// existed gets its schema.sql. D1's API takes one statement at a time; comments (which may hold
+/// a ';') go first. A migration with a trigger, whose body holds ';', would need a real statement
+/// splitter here.
+async function applyMigrations(db, tree) {
+  const base = tree.replace(/\/$/, "");
+  const dir = `${base}/migrations/`;
+  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".sql")).sort().map((f) => dir + f) : [`${base}/schema.sql`];
+  for (const file of files) {
+    const sql = readFileSync(file, "utf8").replace(/--.*$/gm, "");
     for (const statement of sql.split(";").map((s) => s.trim()).filter(Boolean)) {
       await db.prepare(statement).run();
     }

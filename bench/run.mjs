@@ -4,9 +4,12 @@
 // reported, with throughput ratios against gateway-no-key and js-minimal from the same run. A run
 // in which any response had an unexpected status does not count, and the table says how many
 // there were. Cases have names; BENCHMARKS.md maps the letters earlier results quote to them.
-// Usage: make bench [BENCH_CASES=gateway-valid-key,gateway-no-key,...]
+// BENCH_OTHER_TREE names another checkout with a release build in its build/ (an older commit in
+// a git worktree, say): its Worker runs beside this one as case other-gateway-valid-key, with
+// that tree's own D1 schema, so that two builds are compared in one run.
+// Usage: make bench [BENCH_CASES=gateway-valid-key,gateway-no-key,...] [BENCH_OTHER_TREE=dir]
 
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { createHash, randomBytes } from "node:crypto";
 import { gzipSync } from "node:zlib";
@@ -19,12 +22,21 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const JWT_SECRET = randomBytes(24).toString("hex");
 const TENANT = "bench";
 const LIST_TENANT = "bench-list";
+const OTHER_TREE = process.env.BENCH_OTHER_TREE?.replace(/\/$/, "");
+const commitOf = (tree) => {
+  try {
+    return execFileSync("git", ["-C", tree, "log", "-1", "--format=%h"], { encoding: "utf8" }).trim();
+  } catch {
+    return "no commit";
+  }
+};
 
 const origin = await startOrigin();
 const rust = await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET });
 const js = await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath: `${root}bench/baseline-worker.js` });
 const jsSameWork = await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath: `${root}bench/baseline-worker-same-work.js` });
 const jsFloor = await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath: `${root}bench/baseline-worker-floor.js` });
+const other = OTHER_TREE ? await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath: `${OTHER_TREE}/build/index.js`, tree: OTHER_TREE }) : undefined;
 
 // ---- seeding -----------------------------------------------------------------------------------
 async function createKey(port, tenant, scopes) {
@@ -34,11 +46,18 @@ async function createKey(port, tenant, scopes) {
   return JSON.parse(res.body);
 }
 const valid = await createKey(rust.port, TENANT, "read,write");
-// The baseline reads the same kind of KV entry, under its own name.
+// Each Worker has a D1 and a KV of its own: the other build makes its own key through its API.
+const otherValid = other ? await createKey(other.port, TENANT, "read,write") : undefined;
+// js-minimal reads one entry under its own name.
 const validHash = createHash("sha256").update(valid.key).digest("hex");
-for (const baseline of [js, jsSameWork]) {
-  await baseline.kv.put(`key/${validHash}`, JSON.stringify({ id: valid.id, tenant: TENANT, scopes: "read,write" }));
-}
+await js.kv.put(`key/${validHash}`, JSON.stringify({ id: valid.id, tenant: TENANT, scopes: "read,write" }));
+// js-same-work reads the Worker's three places under the Worker's names, and finds the grant in
+// the managed place as a key management call leaves it; fresh all day, since it has no D1 to
+// renew it from.
+const cacheId = createHash("sha256").update(`rally-edge-keys/kv/v2:${validHash}`).digest("hex");
+await jsSameWork.kv.put(`managed/${cacheId}`, JSON.stringify({ grant: {
+  keyId: valid.id, tenant: TENANT, scopes: "read,write", expiresAt: null, validUntil: null, freshUntil: Date.now() + 86_400_000,
+} }));
 
 /// Adds `count` synthetic keys (random hashes) spread over 100 tenants, or all in one tenant.
 async function seed(count, tenant) {
@@ -69,6 +88,8 @@ const cases = {
   "js-same-work": { what: "JS doing all of gateway-valid-key's work (format, scope, headers, log line)", port: jsSameWork.port, pid: jsSameWork.pid,
        headers: { "X-Api-Key": valid.key }, expect: 200 },
   "js-floor": { what: "JS floor: the forward of js-minimal without hash or KV read", port: jsFloor.port, pid: jsFloor.pid, headers: {}, expect: 200 },
+  ...(other ? { "other-gateway-valid-key": { what: `gateway-valid-key on the other build (${commitOf(OTHER_TREE)})`, port: other.port, pid: other.pid,
+    headers: { "X-Api-Key": otherValid.key }, expect: 200 } } : {}),
 };
 // BENCH_CASES=gateway-valid-key,js-minimal runs only those cases (the old letters are accepted
 // too), and skips the scale phase unless d1-miss is among them.
@@ -123,7 +144,7 @@ function summarise(runs) {
 
 // Warm the isolates and the caches (the KV entry of gateway-valid-key, the negative entry of
 // unknown-key-cached).
-for (const name of ["gateway-valid-key", "js-minimal", "unknown-key-cached", "js-same-work", "js-floor"]) {
+for (const name of ["gateway-valid-key", "js-minimal", "unknown-key-cached", "js-same-work", "js-floor", ...(other ? ["other-gateway-valid-key"] : [])]) {
   const c = cases[name];
   await wrk("wrk", ["-t1", "-c2", "-d1s", "-H", `Host: ${TENANT}.localhost`,
     ...Object.entries(c.headers).flatMap(([h, v]) => ["-H", `${h}: ${v}`]), `http://127.0.0.1:${c.port}/crm/contacts`]);
@@ -152,8 +173,10 @@ const plan = scale.length === 0 ? [] : (await rust.db.prepare(
 await seed(10_000, LIST_TENANT);
 for (const name of Object.keys(cases)) if (ONLY && !ONLY.includes(name)) delete cases[name];
 const results = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));
+const order = Object.keys(cases);
 for (let i = 0; i < REPEATS; i++) {
-  for (const name of Object.keys(cases)) {
+  // Each round starts one case further on, so that no case always follows the same one.
+  for (const name of [...order.slice(i % order.length), ...order.slice(0, i % order.length)]) {
     results[name].push(await runWrk(name));
     const last = results[name].at(-1);
     const detail = last.unexpected ? ` (statuses ${JSON.stringify(last.statuses)}, socket errors ${JSON.stringify(last.socketErrors)})` : "";
@@ -163,10 +186,26 @@ for (let i = 0; i < REPEATS; i++) {
 const summary = Object.fromEntries(Object.entries(results).map(([name, runs]) => [name, summarise(runs)]));
 // Ratios of runs made back to back, one pair per round: less disturbed by the machine's drift
 // than a ratio of two medians.
-const pairedRatio = (x, y, field) => median(results[x].map((run, i) => {
-  const other = results[y]?.[i];
-  return run.unexpected === 0 && other?.unexpected === 0 ? run[field] / other[field] : NaN;
-}).filter(Number.isFinite));
+const pairedRatios = (x, y, field) => results[x].map((run, i) => {
+  const paired = results[y]?.[i];
+  return run.unexpected === 0 && paired?.unexpected === 0 ? run[field] / paired[field] : NaN;
+}).filter(Number.isFinite);
+const pairedRatio = (x, y, field) => median(pairedRatios(x, y, field));
+/// A distribution-free interval for the median of `values`: the k-th smallest to the k-th
+/// largest, with the largest k whose coverage is still at least 95 % (with 5 rounds no k reaches
+/// it, and the interval is the whole range, 93.8 %). Returns [low, high, coverage].
+function medianInterval(values) {
+  const sorted = [...values].sort((x, y) => x - y);
+  const n = sorted.length;
+  const below = (k) => { // P(Binomial(n, 1/2) < k)
+    let p = 0;
+    for (let i = 0, c = 1; i < k; c = (c * (n - i)) / (i + 1), i++) p += c / 2 ** n;
+    return p;
+  };
+  let k = 1;
+  while (k + 1 <= n / 2 && 1 - 2 * below(k + 1) >= 0.95) k++;
+  return n ? [sorted[k - 1], sorted[n - k], 1 - 2 * below(k)] : [NaN, NaN, NaN];
+}
 
 // ---- report ------------------------------------------------------------------------------------
 // Throughput and CPU are also given relative to these two: the Worker's own floor, and the
@@ -194,6 +233,21 @@ if (summary["gateway-valid-key"] && summary[FLOOR] && summary[JS]) {
   }
   lines.push("");
 }
+// The comparisons a run with another build is for, each with its interval.
+const comparisons = [["gateway-valid-key", "other-gateway-valid-key"], ["gateway-valid-key", "js-same-work"], ["other-gateway-valid-key", "js-same-work"]]
+  .filter(([x, y]) => summary[x] && summary[y]);
+if (other && comparisons.length) {
+  lines.push("Paired ratios with a distribution-free interval for their median (rounds counted):");
+  lines.push("");
+  lines.push("| ratio | rounds | throughput | interval | CPU per request | interval | coverage |");
+  lines.push("| --- | ---: | ---: | --- | ---: | --- | ---: |");
+  for (const [x, y] of comparisons) {
+    const [rpsLow, rpsHigh, coverage] = medianInterval(pairedRatios(x, y, "rps"));
+    const [cpuLow, cpuHigh] = medianInterval(pairedRatios(x, y, "cpu"));
+    lines.push(`| ${x} / ${y} | ${pairedRatios(x, y, "rps").length} | ${fixed(pairedRatio(x, y, "rps"), 3)} | ${fixed(rpsLow, 3)}–${fixed(rpsHigh, 3)} | ${fixed(pairedRatio(x, y, "cpu"), 3)} | ${fixed(cpuLow, 3)}–${fixed(cpuHigh, 3)} | ${fixed(100 * coverage, 1)} % |`);
+  }
+  lines.push("");
+}
 if (scale.length) lines.push("| keys stored | miss path req/s | ÷ (10 keys) | p50 ms | p99 ms | unexpected |");
 if (scale.length) lines.push("| ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const s of scale) {
@@ -204,6 +258,12 @@ lines.push("EXPLAIN QUERY PLAN of the lookup by hash:");
 for (const row of plan) lines.push(`    ${row.detail}`);
 lines.push("");
 lines.push(`index_bg.wasm ${wasm.length} bytes (${kib(wasm.length)}), gzip -9 ${gzipSync(wasm, { level: 9 }).length} bytes (${kib(gzipSync(wasm, { level: 9 }).length)}); index.js ${glue.length} bytes`);
+if (other) {
+  const otherWasm = readFileSync(`${OTHER_TREE}/build/index_bg.wasm`);
+  lines.push(`other build (${OTHER_TREE}, ${commitOf(OTHER_TREE)}): index_bg.wasm ${otherWasm.length} bytes, gzip -9 ${gzipSync(otherWasm, { level: 9 }).length} bytes; index.js ${readFileSync(`${OTHER_TREE}/build/index.js`).length} bytes`);
+}
+// One sample each, from a cold workerd: indicative only.
+lines.push(`start-up, new Miniflare to ready (modules compiled), one sample each: this build ${fixed(rust.startMs)} ms${other ? `, other build ${fixed(other.startMs)} ms` : ""}, js-same-work ${fixed(jsSameWork.startMs)} ms`);
 const targets = ONLY ? [] : [
   [`gateway-valid-key >= 0.85 x ${FLOOR}`, summary["gateway-valid-key"].rps >= 0.85 * summary[FLOOR].rps],
   [`gateway-valid-key >= 1.0 x ${JS}`, summary["gateway-valid-key"].rps >= summary[JS].rps],
@@ -220,6 +280,7 @@ await rust.mf.dispose();
 await js.mf.dispose();
 await jsSameWork.mf.dispose();
 await jsFloor.mf.dispose();
+await other?.mf.dispose();
 origin.server.close();
 const totalUnexpected = Object.values(summary).reduce((n, s) => n + s.unexpected, 0) + scale.reduce((n, s) => n + s.unexpected, 0);
 process.exit(totalUnexpected === 0 ? 0 : 1);

@@ -6,9 +6,10 @@ pub mod gateway;
 pub mod settings;
 
 use crate::app::App;
-use crate::domain::identity;
+use crate::domain::{cursor::List, identity};
 use crate::error::AppError;
 use crate::http;
+use crate::paging::Pager;
 use crate::query::UrlParts;
 use crate::route::{route, segments, Route};
 use uuid::Uuid;
@@ -58,6 +59,15 @@ async fn own(route: Route<'_>, req: Request, app: &App<'_>) -> Result<Response, 
 /// uuid crate also reads), as the OpenAPI document says.
 fn key_id(segment: &str) -> Option<Uuid> {
     (segment.len() == 36).then(|| Uuid::try_parse(segment).ok())?
+}
+
+/// A list's cursors, signed with the session secret, which every deployment has.
+fn pager<'a>(app: &'a App<'_>, list: List) -> Pager<'a> {
+    Pager {
+        list,
+        tenant: app.tenant(),
+        key: app.config().jwt_secret().map(|s| s.expose().as_bytes()),
+    }
 }
 
 /// The API's OpenAPI 3.1 document: `openapi.json` at the repository root, embedded at build time,

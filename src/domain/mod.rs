@@ -1,6 +1,7 @@
 //! The pure domain: no `worker` types, so everything here is tested natively with `cargo test`.
 //! Untrusted input is parsed into these types at the boundary; after that it is known good.
 
+pub mod audit;
 pub mod base64url;
 pub mod cache_entry;
 pub mod cursor;

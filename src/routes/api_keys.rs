@@ -31,12 +31,12 @@ pub async fn list(req: Request, app: &App<'_>) -> Result<Response, AppError> {
 }
 
 pub async fn create(mut req: Request, app: &App<'_>) -> Result<Response, AppError> {
-    let created_by = require_admin(&req, app).await?;
+    let actor = require_admin(&req, app).await?;
     let body = read_json_body(&mut req, false).await?;
     let request = request_body::parse_create(&body, app.now())?;
     let (record, key) = app
         .keys()?
-        .create(app.tenant(), request, created_by, app.now())
+        .create(app.tenant(), request, &actor, app.now())
         .await?;
     app.log().set_key(record.id);
     http::no_store(http::json(201, &record.to_created_response(&key))?)
@@ -56,20 +56,25 @@ pub async fn update(
     app: &App<'_>,
     id: Option<Uuid>,
 ) -> Result<Response, AppError> {
-    require_admin(&req, app).await?;
+    let actor = require_admin(&req, app).await?;
     let id = id.ok_or(AppError::NotFound)?;
     let change = request_body::parse_patch(&read_json_body(&mut req, false).await?)?;
     let key = app
         .keys()?
-        .update(app.tenant(), id, change, app.now())
+        .update(app.tenant(), id, change, &actor, app.now())
         .await?;
     http::json(200, &key.to_response(app.now()))
 }
 
 pub async fn revoke(req: Request, app: &App<'_>, id: Option<Uuid>) -> Result<Response, AppError> {
-    require_admin(&req, app).await?;
+    let actor = require_admin(&req, app).await?;
     app.keys()?
-        .revoke(app.tenant(), id.ok_or(AppError::NotFound)?, app.now())
+        .revoke(
+            app.tenant(),
+            id.ok_or(AppError::NotFound)?,
+            &actor,
+            app.now(),
+        )
         .await?;
     Ok(Response::empty()
         .map_err(http::internal("response"))?
@@ -81,12 +86,12 @@ pub async fn rotate(
     app: &App<'_>,
     id: Option<Uuid>,
 ) -> Result<Response, AppError> {
-    require_admin(&req, app).await?;
+    let actor = require_admin(&req, app).await?;
     let id = id.ok_or(AppError::NotFound)?;
     let grace_seconds = request_body::parse_rotate(&read_json_body(&mut req, true).await?)?;
     let (record, key) = app
         .keys()?
-        .rotate(app.tenant(), id, grace_seconds, app.now())
+        .rotate(app.tenant(), id, grace_seconds, &actor, app.now())
         .await?;
     http::no_store(http::json(201, &record.to_created_response(&key))?)
 }

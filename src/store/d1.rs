@@ -1,9 +1,21 @@
 //! `KeyStore` on D1. Every query is a bound statement (never built from strings) and, but for
 //! the lookup by hash, bound by tenant. The index each query relies on is named beside it.
+//!
+//! Each change to a key is one batch (one transaction) that begins with its audit event. The
+//! event's insert carries the same condition on the key's row as the change's statements, and
+//! writes no key, so within the transaction both see the same row: the event is written if and
+//! only if the change is.
 
 use crate::domain::{
-    cache_entry::StoredSecret, cursor::Cursor, key::KeyHash, model::ApiKey,
-    request_body::KeyChange, scopes::Scopes, tenant::Tenant, time::Millis,
+    audit::{AuditAction, AuditEvent, Details},
+    cache_entry::StoredSecret,
+    cursor::Cursor,
+    key::KeyHash,
+    model::ApiKey,
+    request_body::KeyChange,
+    scopes::Scopes,
+    tenant::Tenant,
+    time::Millis,
 };
 use crate::service::{KeyStore, StorageError, LAST_USED_INTERVAL_MS};
 use serde::Deserialize;
@@ -24,11 +36,40 @@ const LIST_FIRST: &str =
 const LIST_AFTER: &str = "FROM api_keys WHERE tenant = ?1 AND (created_at, id) < (?3, ?4) ORDER BY created_at DESC, id DESC LIMIT ?2";
 // Primary key; the tenant condition keeps other tenants' rows out.
 const GET: &str = "FROM api_keys WHERE id = ?2 AND tenant = ?1";
+// Applies only to the key as the service read it (the event's `from`): a concurrent change
+// makes this one change nothing, and the service reads the key again.
 const UPDATE: &str =
     "UPDATE api_keys SET name = COALESCE(?3, name), scopes = COALESCE(?4, scopes) \
-     WHERE id = ?2 AND tenant = ?1 AND revoked_at IS NULL";
+     WHERE id = ?2 AND tenant = ?1 AND revoked_at IS NULL AND name = ?5 AND scopes = ?6";
 const REVOKE: &str =
     "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?2 AND tenant = ?1";
+
+const EVENT_COLUMNS: &str = "id, tenant, at, action, key_id, actor, actor_ip, details";
+// A creation's event: the key is new, so there is no condition.
+const INSERT_EVENT: &str = "INSERT INTO audit_events \
+     (id, tenant, at, action, key_id, actor, actor_ip, details) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+// A revocation's and a rotation's event: only while the key is not revoked, as their changes.
+// Primary key of api_keys.
+const INSERT_EVENT_IF_ACTIVE: &str = "INSERT INTO audit_events \
+     (id, tenant, at, action, key_id, actor, actor_ip, details) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 \
+     WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?5 AND tenant = ?2 AND revoked_at IS NULL)";
+// An update's event: UPDATE's condition.
+const INSERT_EVENT_IF_UNCHANGED: &str = "INSERT INTO audit_events \
+     (id, tenant, at, action, key_id, actor, actor_ip, details) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 \
+     WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?5 AND tenant = ?2 AND revoked_at IS NULL \
+     AND name = ?9 AND scopes = ?10)";
+// audit_events_by_tenant_at
+const EVENTS_FIRST: &str = "FROM audit_events WHERE tenant = ?1 ORDER BY at DESC, id DESC LIMIT ?2";
+const EVENTS_AFTER: &str = "FROM audit_events WHERE tenant = ?1 AND (at, id) < (?3, ?4) \
+     ORDER BY at DESC, id DESC LIMIT ?2";
+// audit_events_by_key_at
+const KEY_EVENTS_FIRST: &str = "FROM audit_events WHERE tenant = ?1 AND key_id = ?3 \
+     ORDER BY at DESC, id DESC LIMIT ?2";
+const KEY_EVENTS_AFTER: &str = "FROM audit_events WHERE tenant = ?1 AND key_id = ?3 \
+     AND (at, id) < (?4, ?5) ORDER BY at DESC, id DESC LIMIT ?2";
 // A rotation is one batch (one transaction). Each statement re-checks that the key is not
 // revoked, so a rotation that races a revocation changes nothing.
 const ROTATE_PREFIX: &str =
@@ -72,6 +113,17 @@ struct KeyRow {
     revoked_at: Option<f64>,
     created_at: f64,
     created_by: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EventRow {
+    id: String,
+    at: f64,
+    action: String,
+    key_id: String,
+    actor: String,
+    actor_ip: Option<String>,
+    details: String,
 }
 
 #[derive(Deserialize)]
@@ -122,6 +174,20 @@ impl KeyRow {
             revoked_at: ms(self.revoked_at),
             created_at: self.created_at as Millis,
             created_by: self.created_by,
+        })
+    }
+}
+
+impl EventRow {
+    fn into_event(self) -> Result<AuditEvent, StorageError> {
+        Ok(AuditEvent {
+            id: Uuid::parse_str(&self.id).map_err(|_| corrupt("event id"))?,
+            at: self.at as Millis,
+            action: AuditAction::parse(&self.action).ok_or_else(|| corrupt("action"))?,
+            key_id: Uuid::parse_str(&self.key_id).map_err(|_| corrupt("key id"))?,
+            actor: self.actor,
+            actor_ip: self.actor_ip,
+            details: Details::from_stored(self.details).ok_or_else(|| corrupt("details"))?,
         })
     }
 }
@@ -190,6 +256,38 @@ impl D1Store {
         result.results().map_err(storage_error("rows"))
     }
 
+    /// The event's values, in `EVENT_COLUMNS` order (?1 to ?8).
+    fn event_values(tenant: &Tenant, event: &AuditEvent) -> Vec<JsValue> {
+        vec![
+            text(&event.id.to_string()),
+            text(tenant.as_str()),
+            number(event.at),
+            text(event.action.as_str()),
+            text(&event.key_id.to_string()),
+            text(&event.actor),
+            optional_text(event.actor_ip.as_deref()),
+            text(event.details.as_str()),
+        ]
+    }
+
+    /// Runs a batch whose first statement is a change's event; the results of the others.
+    async fn change(
+        &self,
+        what: &str,
+        statements: Vec<D1PreparedStatement>,
+    ) -> Result<Vec<Option<usize>>, StorageError> {
+        let results = self
+            .db
+            .batch(statements)
+            .await
+            .map_err(storage_error(what))?;
+        Ok(results
+            .iter()
+            .skip(1)
+            .map(|r| r.meta().ok().flatten().and_then(|m| m.changes))
+            .collect())
+    }
+
     async fn secrets(
         &self,
         filter: &str,
@@ -208,6 +306,7 @@ impl KeyStore for D1Store {
         tenant: &Tenant,
         key: &ApiKey,
         hash: &KeyHash,
+        event: &AuditEvent,
     ) -> Result<(), StorageError> {
         let id = key.id.to_string();
         let insert_key = self.statement(
@@ -227,10 +326,9 @@ impl KeyStore for D1Store {
             INSERT_SECRET,
             &[text(hash.as_str()), text(&id), text(tenant.as_str())],
         )?;
-        self.db
-            .batch(vec![insert_key, insert_secret])
-            .await
-            .map_err(storage_error("insert"))?;
+        let insert_event = self.statement(INSERT_EVENT, &D1Store::event_values(tenant, event))?;
+        self.change("insert", vec![insert_event, insert_key, insert_secret])
+            .await?;
         Ok(())
     }
 
@@ -275,25 +373,48 @@ impl KeyStore for D1Store {
     async fn update(
         &self,
         tenant: &Tenant,
-        id: Uuid,
+        before: &ApiKey,
         change: &KeyChange,
+        event: &AuditEvent,
     ) -> Result<bool, StorageError> {
         let scopes = change.scopes.map(|s| s.to_string());
+        let (before_name, before_scopes) = (text(&before.name), text(&before.scopes.to_string()));
+        let mut event_values = D1Store::event_values(tenant, event);
+        event_values.extend([before_name.clone(), before_scopes.clone()]);
+        let values = [
+            text(tenant.as_str()),
+            text(&before.id.to_string()),
+            optional_text(change.name.as_deref()),
+            optional_text(scopes.as_deref()),
+            before_name,
+            before_scopes,
+        ];
+        let statements = vec![
+            self.statement(INSERT_EVENT_IF_UNCHANGED, &event_values)?,
+            self.statement(UPDATE, &values)?,
+        ];
+        Ok(self.change("update", statements).await?.first() == Some(&Some(1)))
+    }
+
+    async fn revoke(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        event: &AuditEvent,
+    ) -> Result<(), StorageError> {
         let values = [
             text(tenant.as_str()),
             text(&id.to_string()),
-            optional_text(change.name.as_deref()),
-            optional_text(scopes.as_deref()),
+            number(event.at),
         ];
-        Ok(self.changes(UPDATE, &values).await? == 1)
-    }
-
-    async fn revoke(&self, tenant: &Tenant, id: Uuid, now: Millis) -> Result<(), StorageError> {
-        self.changes(
-            REVOKE,
-            &[text(tenant.as_str()), text(&id.to_string()), number(now)],
-        )
-        .await?;
+        let statements = vec![
+            self.statement(
+                INSERT_EVENT_IF_ACTIVE,
+                &D1Store::event_values(tenant, event),
+            )?,
+            self.statement(REVOKE, &values)?,
+        ];
+        self.change("revoke", statements).await?;
         Ok(())
     }
 
@@ -304,10 +425,15 @@ impl KeyStore for D1Store {
         new_hash: &KeyHash,
         new_prefix: &str,
         old_valid_until: Millis,
-        now: Millis,
+        event: &AuditEvent,
     ) -> Result<bool, StorageError> {
-        let (tenant, id) = (text(tenant.as_str()), text(&id.to_string()));
+        let insert_event = self.statement(
+            INSERT_EVENT_IF_ACTIVE,
+            &D1Store::event_values(tenant, event),
+        )?;
+        let (tenant, id, now) = (text(tenant.as_str()), text(&id.to_string()), event.at);
         let statements = vec![
+            insert_event,
             self.statement(
                 ROTATE_PREFIX,
                 &[tenant.clone(), id.clone(), text(new_prefix)],
@@ -323,17 +449,32 @@ impl KeyStore for D1Store {
             )?,
             self.statement(ROTATE_NEW_SECRET, &[tenant, id, text(new_hash.as_str())])?,
         ];
-        let results = self
-            .db
-            .batch(statements)
-            .await
-            .map_err(storage_error("rotate"))?;
-        let changed = results
-            .first()
-            .and_then(|r| r.meta().ok().flatten())
-            .and_then(|m| m.changes)
-            .unwrap_or(0);
-        Ok(changed == 1)
+        // The prefix's update tells whether the key was still active.
+        Ok(self.change("rotate", statements).await?.first() == Some(&Some(1)))
+    }
+
+    async fn audit_events(
+        &self,
+        tenant: &Tenant,
+        key_id: Option<Uuid>,
+        limit: u32,
+        after: Option<Cursor>,
+    ) -> Result<Vec<AuditEvent>, StorageError> {
+        let mut values = vec![text(tenant.as_str()), JsValue::from(limit)];
+        values.extend(key_id.map(|id| text(&id.to_string())));
+        if let Some(cursor) = after {
+            values.extend([number(cursor.created_at), text(&cursor.id.to_string())]);
+        }
+        let filter = match (key_id, after) {
+            (None, None) => EVENTS_FIRST,
+            (None, Some(_)) => EVENTS_AFTER,
+            (Some(_), None) => KEY_EVENTS_FIRST,
+            (Some(_), Some(_)) => KEY_EVENTS_AFTER,
+        };
+        let rows: Vec<EventRow> = self
+            .rows(&format!("SELECT {EVENT_COLUMNS} {filter}"), &values)
+            .await?;
+        rows.into_iter().map(EventRow::into_event).collect()
     }
 
     async fn forget(

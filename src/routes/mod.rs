@@ -1,6 +1,7 @@
 //! Dispatch: the route table (`crate::route`) decides; this module calls the handler it names.
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod gateway;
 pub mod settings;
@@ -44,6 +45,7 @@ async fn own(route: Route<'_>, req: Request, app: &App<'_>) -> Result<Response, 
         Route::UpdateKey(id) => api_keys::update(req, app, key_id(id)).await,
         Route::RevokeKey(id) => api_keys::revoke(req, app, key_id(id)).await,
         Route::RotateKey(id) => api_keys::rotate(req, app, key_id(id)).await,
+        Route::AuditEvents => audit::list(req, app).await,
         Route::SettingsAsset => settings::asset(req, app).await,
         Route::DevLogin => settings::dev_login(&req, app),
         Route::NotAllowed { allow } => Err(AppError::MethodNotAllowed { allow }),

@@ -3,7 +3,9 @@
 //   node tests/browser/settings-page.mjs <port> <tenant> <screenshot.png>
 // It signs in through the dev path, creates a key and reads it from the one-time reveal, uses it
 // on a CRM route (forwarded), resets it (old refused, new works), revokes it (refused), and checks
-// that the table shows each state and that no key stays in the page or its storage.
+// that the table shows each state and that no key stays in the page or its storage. Then the
+// Activity panel and a key's History show those changes, newest first, and "More activity" pages
+// through more than a page of them.
 
 import { chromium } from "playwright-core";
 import http from "node:http";
@@ -90,6 +92,50 @@ try {
   res = await crm(newKey);
   assert.equal(res.status, 401);
   assert.equal(await row("ETL nightly").getByText("Active").count(), 1);
+
+  // 6. The Activity panel lists those changes, newest first, with who made them.
+  const actor = `dev-admin@${tenant}.localhost`;
+  const activityRows = page.locator("#activity-table tbody tr");
+  const cells = (rows) => rows.evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+  await activityRows.first().getByText("Revoked").waitFor();
+  const activity = await cells(activityRows);
+  assert.deepEqual(
+    activity.map(([, event, name, by]) => [event, name, by]),
+    [["Revoked", "Zapier", actor], ["Reset", "Zapier", actor], ["Created", "ETL nightly", actor], ["Created", "Zapier", actor]],
+  );
+  assert.match(activity[1][5], new RegExp(`^New key ${newKey.slice(0, 12)}…, old key stopped at once$`));
+  assert.match(activity[3][5], new RegExp(`^Access: Full Access, never expires, key ${key.slice(0, 12)}…$`));
+  const content = await page.content();
+  assert.ok(!content.includes(key) && !content.includes(newKey), "a key is in the page");
+
+  // 7. A key's History: its own changes only.
+  await page.getByRole("button", { name: "History: Zapier" }).click();
+  await page.locator("#history-table tbody tr").first().waitFor();
+  assert.deepEqual((await cells(page.locator("#history-table tbody tr"))).map((c) => c[1]), ["Revoked", "Reset", "Created"]);
+  await page.locator("#history").getByRole("button", { name: "Close" }).click();
+  await page.locator("#history").waitFor({ state: "hidden" });
+
+  // 8. More than a page (20) of activity: "More activity" follows the Link header to the end.
+  const etl = await row("ETL nightly").getAttribute("data-id");
+  const renames = await page.evaluate(async (id) => {
+    const statuses = [];
+    for (let i = 0; i < 20; i++) {
+      const response = await fetch(`/api/v1/api-keys/${id}`, { method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: `ETL nightly ${i}` }) });
+      statuses.push(response.status);
+    }
+    return statuses;
+  }, etl);
+  assert.deepEqual(renames, Array(20).fill(200));
+  await page.reload();
+  await activityRows.first().getByText("Changed").waitFor();
+  assert.equal(await activityRows.count(), 20);
+  assert.match((await cells(activityRows))[0][5], /^Name: “ETL nightly 18” → “ETL nightly 19”$/);
+  await page.locator("#activity-more").click();
+  await page.waitForFunction(() => document.querySelectorAll("#activity-table tbody tr").length === 24);
+  assert.ok(await page.locator("#activity-more").isHidden());
+  const ids = await activityRows.evaluateAll((trs) => trs.map((tr) => tr.dataset.id));
+  assert.equal(new Set(ids).size, 24, "an event was listed twice");
+  assert.deepEqual((await cells(activityRows)).slice(-4).map((c) => c[1]), ["Revoked", "Reset", "Created", "Created"]);
   console.log(JSON.stringify({ ok: true, screenshot }));
 } finally {
   await browser.close();

@@ -216,6 +216,16 @@ pub fn rotated(grace_seconds: u64, new_prefix: &str) -> Details {
     })
 }
 
+/// `api_key.leaked`: where the key was found, as the secret-scanning report gave it.
+pub fn leaked(url: &str, source: &str) -> Details {
+    #[derive(Serialize)]
+    struct Leaked<'a> {
+        url: &'a str,
+        source: &'a str,
+    }
+    Details::of(&Leaked { url, source })
+}
+
 /// The fields an update changed, each as `"name":{"from":…,"to":…}`.
 #[derive(Default)]
 struct Changes(Vec<String>);
@@ -308,7 +318,7 @@ mod tests {
     }
 
     #[test]
-    fn a_creation_and_a_rotation_show_the_new_secret_by_its_prefix_only() {
+    fn creations_rotations_and_leaks_have_their_documented_details() {
         assert_eq!(
             value(created(&key())),
             json!({"name": "ETL", "scopes": "read", "expiresAt": null, "keyPrefix": "rk_live_7f3a"})
@@ -320,6 +330,10 @@ mod tests {
         assert_eq!(
             value(created(&expiring))["expiresAt"],
             "2027-01-15T08:00:00Z"
+        );
+        assert_eq!(
+            value(leaked("https://github.com/o/r/blob/x/.env", "content")),
+            json!({"url": "https://github.com/o/r/blob/x/.env", "source": "content"})
         );
         assert_eq!(
             value(rotated(60, "rk_live_9c1e")),

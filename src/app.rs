@@ -120,6 +120,11 @@ impl<'a> App<'a> {
         self.now
     }
 
+    /// The client's address as `CF-Connecting-IP` gave it, if it did.
+    pub fn client(&self) -> Option<&str> {
+        self.client.as_deref()
+    }
+
     pub fn log(&self) -> &RequestLog {
         self.log
     }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod json_object;
+pub mod paging;
 pub mod query;
 pub mod route;
 pub mod service;

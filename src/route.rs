@@ -19,6 +19,8 @@ pub enum Route<'a> {
     UpdateKey(&'a str),
     RevokeKey(&'a str),
     RotateKey(&'a str),
+    /// The audit log, filtered by the query.
+    AuditEvents,
     /// A file of the settings page, served by the assets binding.
     SettingsAsset,
     DevLogin,
@@ -114,6 +116,11 @@ pub fn route<'a>(method: &str, segments: &[&'a str]) -> Route<'a> {
             _ => not_allowed("POST"),
         },
         ["api", "v1", "secret-scanning", ..] => Route::OwnNotFound,
+        ["api", "v1", "audit-events"] => match method {
+            Get => Route::AuditEvents,
+            _ => not_allowed("GET"),
+        },
+        ["api", "v1", "audit-events", ..] => Route::OwnNotFound,
         ["settings", "dev-login"] => match method {
             Post => Route::DevLogin,
             _ => not_allowed("POST"),
@@ -180,6 +187,11 @@ mod tests {
             ),
             (&rotate, "POST", vec![("POST", Route::RotateKey(ID))]),
             (
+                "/api/v1/audit-events",
+                "GET",
+                vec![("GET", Route::AuditEvents)],
+            ),
+            (
                 "/settings/dev-login",
                 "POST",
                 vec![("POST", Route::DevLogin)],
@@ -223,6 +235,8 @@ mod tests {
             "/api/v1/secret-scanning/gitlab",
             &format!("/api/v1/api-keys/{ID}/rotate/again"),
             &format!("/api/v1/api-keys/{ID}/other"),
+            "/api/v1/audit-events/",
+            &format!("/api/v1/audit-events/{ID}"),
         ] {
             assert_eq!(at("GET", path), Route::OwnNotFound, "{path}");
         }
@@ -236,6 +250,8 @@ mod tests {
             "/contacts/1",
             "/api/v1/contacts",
             "/api/v2/api-keys",
+            "/api/v1/audit-event",
+            "/api/v2/audit-events",
             "/healthz/x",
             "/api/v1/openapi.json/x",
             "/apiv1/api-keys",

@@ -1,7 +1,7 @@
-//! The use cases: create, list, read, change, revoke and rotate keys, and validate a presented
-//! key. Written against two traits so that the logic (cache fence, grace windows, negative
-//! cache, lastUsed throttling) is tested natively with in-memory fakes; `store::d1` and
-//! `cache::kv` implement them on the real bindings.
+//! The use cases: create, list, read, change, revoke and rotate keys, read the audit log, and
+//! validate a presented key. Written against two traits so that the logic (cache fence, grace
+//! windows, negative cache, lastUsed throttling) is tested natively with in-memory fakes;
+//! `store::d1` and `cache::kv` implement them on the real bindings.
 //!
 //! Cache design (README, "Cache"). An entry for a secret can live in three places, and a reader
 //! takes the first live one in this order:
@@ -15,8 +15,14 @@
 //! Every grant carries the time it stops being fresh, a bounded while after the D1 read that
 //! justified it, so that a grant that nothing overwrites (a failed KV write) ends by itself.
 //! A denial is final: unknown, revoked and rotated-out secrets never become valid again.
+//!
+//! Audit log. Every change to a key is written together with its event, in one call of the
+//! store and so in one D1 transaction: there is never a change without its event or an event
+//! without its change. A call that changes nothing (a PATCH to the values the key already has,
+//! a repeated revocation, a change refused because the key is revoked) records nothing.
 
 use crate::domain::{
+    audit::{self, Actor, AuditAction, AuditEvent, Details, EventFilter},
     cache_entry::{Admitted, CacheEntry, StoredSecret, GRANT_FRESH_MS, MANAGED_GRANT_FRESH_MS},
     cursor::Cursor,
     key::{KeyHash, PlainKey},
@@ -39,7 +45,8 @@ impl From<StorageError> for AppError {
 }
 
 /// The source of truth. Every method is bound by tenant except the lookup by hash, whose
-/// result carries the tenant for the caller to check.
+/// result carries the tenant for the caller to check. Each method that changes a key takes the
+/// change's audit event and writes both in one transaction, or neither.
 #[allow(async_fn_in_trait)]
 pub trait KeyStore {
     async fn insert(
@@ -47,6 +54,7 @@ pub trait KeyStore {
         tenant: &Tenant,
         key: &ApiKey,
         hash: &KeyHash,
+        event: &AuditEvent,
     ) -> Result<(), StorageError>;
     /// Newest first, starting after `after`, at most `limit` keys.
     async fn list(
@@ -56,17 +64,27 @@ pub trait KeyStore {
         after: Option<Cursor>,
     ) -> Result<Vec<ApiKey>, StorageError>;
     async fn get(&self, tenant: &Tenant, id: Uuid) -> Result<Option<ApiKey>, StorageError>;
-    /// Applies the change unless the key is revoked; false when nothing was changed.
+    /// Applies the change to the key `before` describes, with its event, if the key is not
+    /// revoked and its name and scopes are still `before`'s: the event's `from` values are then
+    /// exact even when two changes race. False, with nothing written, otherwise.
     async fn update(
         &self,
         tenant: &Tenant,
-        id: Uuid,
+        before: &ApiKey,
         change: &KeyChange,
+        event: &AuditEvent,
     ) -> Result<bool, StorageError>;
-    /// Marks the key revoked at `now`, keeping the first revocation time if repeated.
-    async fn revoke(&self, tenant: &Tenant, id: Uuid, now: Millis) -> Result<(), StorageError>;
-    /// Adds a new current secret; the current one stays valid until `old_valid_until` and any
-    /// older one ends now. False, with nothing changed, when the key is revoked.
+    /// Marks the key revoked at the event's time, with its event. A key that is already revoked
+    /// keeps its first revocation time, and no event is written.
+    async fn revoke(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        event: &AuditEvent,
+    ) -> Result<(), StorageError>;
+    /// Adds a new current secret, with its event; the current one stays valid until
+    /// `old_valid_until` and any older one ends at the event's time. False, with nothing
+    /// written, when the key is revoked.
     async fn rotate(
         &self,
         tenant: &Tenant,
@@ -74,8 +92,17 @@ pub trait KeyStore {
         new_hash: &KeyHash,
         new_prefix: &str,
         old_valid_until: Millis,
-        now: Millis,
+        event: &AuditEvent,
     ) -> Result<bool, StorageError>;
+    /// The tenant's events that `filter` matches, newest first, starting after `after`, at most
+    /// `limit`.
+    async fn audit_events(
+        &self,
+        tenant: &Tenant,
+        filter: EventFilter,
+        limit: u32,
+        after: Option<Cursor>,
+    ) -> Result<Vec<AuditEvent>, StorageError>;
     /// Deletes those of `hashes` (secrets of one key) that have ended by `now`. Called only once
     /// their final denials are in the cache: until then a later management call (a revocation)
     /// still finds them, and denies them again.
@@ -295,16 +322,13 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
         &self,
         tenant: &Tenant,
         request: NewKey,
-        created_by: String,
+        actor: &Actor,
         now: Millis,
     ) -> Result<(ApiKey, PlainKey), AppError> {
         let key =
             PlainKey::generate().map_err(|e| AppError::Internal(format!("getrandom: {e}")))?;
-        let mut id_bytes = [0u8; 16];
-        getrandom::fill(&mut id_bytes)
-            .map_err(|e| AppError::Internal(format!("getrandom: {e}")))?;
         let record = ApiKey {
-            id: uuid::Builder::from_random_bytes(id_bytes).into_uuid(),
+            id: random_id()?,
             key_prefix: key.prefix(),
             name: request.name,
             scopes: request.scopes,
@@ -312,10 +336,20 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
             last_used_at: None,
             revoked_at: None,
             created_at: now,
-            created_by: Some(created_by),
+            created_by: Some(actor.name.clone()),
             allowed_ips: request.allowed_ips,
         };
-        self.store.insert(tenant, &record, &key.hash()).await?;
+        let event = AuditEvent::new(
+            random_id()?,
+            now,
+            AuditAction::Created,
+            record.id,
+            actor,
+            audit::created(&record),
+        );
+        self.store
+            .insert(tenant, &record, &key.hash(), &event)
+            .await?;
         // A failed cache write is harmless here: the key is new, so no stale entry can exist, and
         // a validation will find it in D1. The change is kept rather than failing the request
         // and losing the only copy of the key.
@@ -329,43 +363,81 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
         limit: u32,
         after: Option<Cursor>,
     ) -> Result<(Vec<ApiKey>, Option<Cursor>), AppError> {
-        let mut page = self.store.list(tenant, limit + 1, after).await?;
-        let next = if page.len() > limit as usize {
-            page.truncate(limit as usize);
-            page.last().map(|last| Cursor {
-                created_at: last.created_at,
-                id: last.id,
-            })
-        } else {
-            None
-        };
-        Ok((page, next))
+        let page = self.store.list(tenant, limit + 1, after).await?;
+        Ok(split_page(page, limit, |key| Cursor {
+            created_at: key.created_at,
+            id: key.id,
+        }))
     }
 
     pub async fn get(&self, tenant: &Tenant, id: Uuid) -> Result<ApiKey, AppError> {
         self.store.get(tenant, id).await?.ok_or(AppError::NotFound)
     }
 
+    /// A change that leaves every field as it is writes nothing and records nothing, but still
+    /// re-syncs the cache, so that repeating a call that answered `propagation_failed` is safe.
+    /// A change that loses a race with another is read again and retried.
     pub async fn update(
         &self,
         tenant: &Tenant,
         id: Uuid,
         change: KeyChange,
+        actor: &Actor,
         now: Millis,
     ) -> Result<ApiKey, AppError> {
-        self.require_active(tenant, id).await?;
-        if !self.store.update(tenant, id, &change).await? {
-            return Err(AppError::KeyRevoked);
+        for _ in 0..UPDATE_ATTEMPTS {
+            let before = self.require_active(tenant, id).await?;
+            let details = audit::updated(&before, &before.changed(&change));
+            if details.is_empty() {
+                self.sync_cache(tenant, id, now).await?;
+                return Ok(before);
+            }
+            let event =
+                AuditEvent::new(random_id()?, now, AuditAction::Updated, id, actor, details);
+            if self.store.update(tenant, &before, &change, &event).await? {
+                self.sync_cache(tenant, id, now).await?;
+                return self.get(tenant, id).await;
+            }
         }
-        self.sync_cache(tenant, id, now).await?;
-        self.get(tenant, id).await
+        Err(AppError::Unavailable(format!(
+            "key {id} changed under {UPDATE_ATTEMPTS} updates in a row"
+        )))
     }
 
-    /// Idempotent: revoking a revoked key succeeds and re-writes its denials, so a call that
-    /// answered `propagation_failed` is safe to repeat.
-    pub async fn revoke(&self, tenant: &Tenant, id: Uuid, now: Millis) -> Result<(), AppError> {
+    /// Idempotent: revoking a revoked key succeeds (recording nothing) and re-writes its
+    /// denials, so a call that answered `propagation_failed` is safe to repeat.
+    pub async fn revoke(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        actor: &Actor,
+        now: Millis,
+    ) -> Result<(), AppError> {
+        self.revoke_recording(
+            tenant,
+            id,
+            AuditAction::Revoked,
+            Details::none(),
+            actor,
+            now,
+        )
+        .await
+    }
+
+    /// A revocation recorded as `action` with `details`: `api_key.revoked` by an admin, or
+    /// `api_key.leaked` for a key reported leaked.
+    pub async fn revoke_recording(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        action: AuditAction,
+        details: Details,
+        actor: &Actor,
+        now: Millis,
+    ) -> Result<(), AppError> {
         self.get(tenant, id).await?;
-        self.store.revoke(tenant, id, now).await?;
+        let event = AuditEvent::new(random_id()?, now, action, id, actor, details);
+        self.store.revoke(tenant, id, &event).await?;
         self.sync_cache(tenant, id, now).await
     }
 
@@ -374,21 +446,50 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
         tenant: &Tenant,
         id: Uuid,
         grace_seconds: u64,
+        actor: &Actor,
         now: Millis,
     ) -> Result<(ApiKey, PlainKey), AppError> {
         self.require_active(tenant, id).await?;
         let key =
             PlainKey::generate().map_err(|e| AppError::Internal(format!("getrandom: {e}")))?;
         let old_valid_until = now + (grace_seconds as Millis) * 1000;
+        let details = audit::rotated(grace_seconds, &key.prefix());
+        let event = AuditEvent::new(random_id()?, now, AuditAction::Rotated, id, actor, details);
         if !self
             .store
-            .rotate(tenant, id, &key.hash(), &key.prefix(), old_valid_until, now)
+            .rotate(
+                tenant,
+                id,
+                &key.hash(),
+                &key.prefix(),
+                old_valid_until,
+                &event,
+            )
             .await?
         {
             return Err(AppError::KeyRevoked);
         }
         self.sync_cache(tenant, id, now).await?;
         Ok((self.get(tenant, id).await?, key))
+    }
+
+    /// The tenant's audit events that `filter` matches, newest first: a page, and the cursor
+    /// after it while more remain.
+    pub async fn audit_events(
+        &self,
+        tenant: &Tenant,
+        filter: EventFilter,
+        limit: u32,
+        after: Option<Cursor>,
+    ) -> Result<(Vec<AuditEvent>, Option<Cursor>), AppError> {
+        let page = self
+            .store
+            .audit_events(tenant, filter, limit + 1, after)
+            .await?;
+        Ok(split_page(page, limit, |event| Cursor {
+            created_at: event.at,
+            id: event.id,
+        }))
     }
 
     async fn require_active(&self, tenant: &Tenant, id: Uuid) -> Result<ApiKey, AppError> {
@@ -445,6 +546,33 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
         }
         Err(AppError::PropagationFailed)
     }
+}
+
+/// An update that keeps losing races to other updates of the same key gives up after this many
+/// reads. Each lost race means that another update was saved meanwhile, and each update is saved
+/// once, so an update always succeeds unless this many others of the same key land while it
+/// runs.
+const UPDATE_ATTEMPTS: usize = 5;
+
+/// A page read with one item more than `limit`: that item only tells that more remain, and the
+/// cursor is the position of the page's last item.
+fn split_page<T>(
+    mut page: Vec<T>,
+    limit: u32,
+    position: impl Fn(&T) -> Cursor,
+) -> (Vec<T>, Option<Cursor>) {
+    if page.len() <= limit as usize {
+        return (page, None);
+    }
+    page.truncate(limit as usize);
+    let next = page.last().map(position);
+    (page, next)
+}
+
+fn random_id() -> Result<Uuid, AppError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| AppError::Internal(format!("getrandom: {e}")))?;
+    Ok(uuid::Builder::from_random_bytes(bytes).into_uuid())
 }
 
 /// Decides in the isolate whether lastUsedAt is due a write, so that a burst of requests costs

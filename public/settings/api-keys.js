@@ -1,6 +1,7 @@
-// The API keys settings page. It uses the same /api/v1/api-keys endpoints as every client, with
+// The API keys settings page. It uses the same /api/v1 endpoints as every client, with
 // the CRM session cookie (__Host-rally_session) that the browser sends by itself. A revealed key lives
-// only in the reveal dialog's input until that dialog closes; nothing is kept in storage.
+// only in the reveal dialog's input until that dialog closes. The only thing kept in storage is
+// the time of the newest leak report an admin dismissed, so that its banner stays dismissed.
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
@@ -42,6 +43,7 @@ const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
 
 function statusOf(key) {
   if (key.isActive) return ["Active", "status-active"];
+  if (leaks.has(key.id)) return ["Leaked, revoked", "status-leaked"];
   if (key.expiresAt && new Date(key.expiresAt) <= new Date()) return ["Expired", "status-expired"];
   return ["Revoked", "status-revoked"];
 }
@@ -93,6 +95,7 @@ function cell(row, text, className) {
 }
 
 function render(keys) {
+  keyNames = new Map(keys.map((key) => [key.id, key.name]));
   const body = $("#table tbody");
   body.replaceChildren();
   show($("#empty"), keys.length === 0);
@@ -113,7 +116,10 @@ function render(keys) {
     cell(row, when(key.lastUsedAt));
     cell(row, key.expiresAt ? when(key.expiresAt) : "Never");
     const [label, className] = statusOf(key);
-    cell(row, label, className).dataset.status = label;
+    const status = cell(row, label, className);
+    status.dataset.status = label;
+    const foundAt = leaks.get(key.id) && leakLink(leaks.get(key.id));
+    if (foundAt) status.append(foundAt);
     const actions = row.insertCell();
     actions.className = "row-actions";
     if (key.isActive) {
@@ -126,6 +132,7 @@ function render(keys) {
         actions.append(button);
       }
     }
+    actions.append(historyButton(key));
   }
 }
 
@@ -133,14 +140,23 @@ async function load() {
   show($("#loading"), true);
   $("#keys").setAttribute("aria-busy", "true");
   try {
-    const keys = await api("GET", "/api/v1/api-keys?limit=1000");
+    const [keys, leaked] = await Promise.all([
+      api("GET", "/api/v1/api-keys?limit=1000"),
+      api("GET", `/api/v1/audit-events?action=api_key.leaked&limit=${LEAKS_SHOWN}`),
+    ]);
+    leaks = new Map();
+    for (const event of leaked) if (!leaks.has(event.keyId)) leaks.set(event.keyId, event);
     show($("#signin"), false);
     show($("#keys"), true);
     showError("");
     render(keys);
+    showLeakBanner();
+    show($("#activity"), true);
+    await activity.open(`/api/v1/audit-events?limit=${EVENTS_PAGE}`);
   } catch (error) {
     if (error.status === 401) {
       show($("#keys"), false);
+      show($("#activity"), false);
       show($("#signin"), true);
     } else {
       showError(error.message);
@@ -150,6 +166,50 @@ async function load() {
     $("#keys").removeAttribute("aria-busy");
   }
 }
+
+// ---- leaked keys ---------------------------------------------------------------------------
+// Keys that GitHub's secret scanning reported and the service revoked: the api_key.leaked
+// events, newest first. A key's row says "Leaked, revoked" with a link to where it was found,
+// and a banner lists the reports newer than the newest one an admin dismissed.
+const LEAKS_SHOWN = 100;
+const DISMISSED = "rally.leaks.dismissedThrough";
+let leaks = new Map();
+
+/// A link to where the key was found; only for an https URL, since the report's text is not ours.
+function leakLink(event) {
+  const url = event.details?.url;
+  if (typeof url !== "string" || !/^https:\/\//i.test(url)) return null;
+  const link = document.createElement("a");
+  link.href = url;
+  link.textContent = "Where it was found";
+  link.rel = "noopener noreferrer";
+  link.target = "_blank";
+  return link;
+}
+
+function showLeakBanner() {
+  const dismissedThrough = Number(localStorage.getItem(DISMISSED) ?? 0);
+  const fresh = [...leaks.values()].filter((event) => Date.parse(event.at) > dismissedThrough);
+  const list = $("#leak-list");
+  list.replaceChildren();
+  for (const event of fresh) {
+    const item = document.createElement("li");
+    item.textContent = `${keyNames.get(event.keyId) ?? event.keyId}, reported ${when(event.at)}. `;
+    const link = leakLink(event);
+    if (link) item.append(link);
+    list.append(item);
+  }
+  show($("#leak-banner"), fresh.length > 0);
+}
+
+$("#leak-dismiss").addEventListener("click", () => {
+  // The newest report shown is the mark (milliseconds: the API's times may or may not have
+  // fractions, so they do not compare as text).
+  const newest = Math.max(0, ...[...leaks.values()].map((event) => Date.parse(event.at)));
+  if (newest) localStorage.setItem(DISMISSED, String(newest));
+  show($("#leak-banner"), false);
+  announce("Leak reports dismissed.");
+});
 
 // ---- create, reveal -------------------------------------------------------------------------
 function reveal(created) {
@@ -278,6 +338,127 @@ $("#revoke-form").addEventListener("submit", async (event) => {
     return `Revoked ${selected.name}.`;
   });
 });
+
+// ---- activity and history ------------------------------------------------------------------
+// The audit log (/api/v1/audit-events), newest first, a page at a time: "More" follows the
+// Link header's rel="next" URL. The Activity panel shows every key's events; a key's History
+// dialog shows its own.
+const EVENTS_PAGE = 20;
+const ACTION_LABELS = { "api_key.created": "Created", "api_key.updated": "Changed", "api_key.rotated": "Reset", "api_key.revoked": "Revoked", "api_key.leaked": "Revoked: reported leaked" };
+const FIELD_LABELS = { name: "Name", scopes: "Access", allowedIps: "Allowed IPs" };
+let keyNames = new Map();
+
+/// One page of events, and the next page's URL while more remain.
+async function eventPage(url) {
+  const response = await fetch(url, { credentials: "same-origin" });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error(data?.error?.message ?? `Request failed (${response.status}).`);
+    error.status = response.status;
+    throw error;
+  }
+  const next = /<([^>]+)>;\s*rel="next"/.exec(response.headers.get("Link") ?? "");
+  return { events: data, next: next ? next[1] : null };
+}
+
+function fieldValue(field, value) {
+  if (value === null || value === undefined) return field === "allowedIps" ? "any address" : "none";
+  if (field === "scopes") return ACCESS_LABELS[value] ?? value;
+  if (Array.isArray(value)) return value.join(", ");
+  return `“${value}”`;
+}
+
+function duration(seconds) {
+  if (seconds % 3600 === 0) return seconds === 3600 ? "1 hour" : `${seconds / 3600} hours`;
+  if (seconds % 60 === 0) return seconds === 60 ? "1 minute" : `${seconds / 60} minutes`;
+  return `${seconds} seconds`;
+}
+
+/// What changed, in words.
+function describe(event) {
+  const details = event.details ?? {};
+  switch (event.action) {
+    case "api_key.created":
+      return [
+        `Access: ${fieldValue("scopes", details.scopes)}`,
+        details.expiresAt ? `expires ${when(details.expiresAt)}` : "never expires",
+        `key ${details.keyPrefix}…`,
+      ].join(", ");
+    case "api_key.updated":
+      return Object.entries(details)
+        .map(([field, change]) => `${FIELD_LABELS[field] ?? field}: ${fieldValue(field, change.from)} → ${fieldValue(field, change.to)}`)
+        .join("; ");
+    case "api_key.rotated": {
+      const grace = details.gracePeriodSeconds ? `old key kept for ${duration(details.gracePeriodSeconds)}` : "old key stopped at once";
+      return `New key ${details.keyPrefix}…, ${grace}`;
+    }
+    case "api_key.leaked":
+      return details.url ? `Reported at ${details.url}` : "Reported leaked";
+    default:
+      return "";
+  }
+}
+
+/// A table of events that grows a page at a time; `withKey` adds the Key column.
+function eventFeed(table, empty, more, withKey) {
+  let next = null;
+  async function fill(url, append) {
+    const page = await eventPage(url);
+    const body = table.tBodies[0];
+    if (!append) body.replaceChildren();
+    for (const event of page.events) {
+      const row = body.insertRow();
+      row.dataset.id = event.id;
+      cell(row, when(event.at));
+      cell(row, ACTION_LABELS[event.action] ?? event.action);
+      if (withKey) cell(row, keyNames.get(event.keyId) ?? event.details?.name ?? event.keyId);
+      cell(row, event.actor);
+      cell(row, event.actorIp ?? "—");
+      cell(row, describe(event));
+    }
+    next = page.next;
+    show(empty, body.rows.length === 0);
+    show(table, body.rows.length > 0);
+    show(more, Boolean(next));
+  }
+  more.addEventListener("click", async () => {
+    more.disabled = true;
+    try {
+      await fill(next, true);
+    } catch (error) {
+      showError(error.message);
+    } finally {
+      more.disabled = false;
+    }
+  });
+  return { open: (url) => fill(url, false) };
+}
+
+const activity = eventFeed($("#activity-table"), $("#activity-empty"), $("#activity-more"), true);
+const keyHistory = eventFeed($("#history-table"), $("#history-empty"), $("#history-more"), false);
+
+function historyButton(key) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = "History";
+  button.setAttribute("aria-label", `History: ${key.name}`);
+  button.addEventListener("click", () => openHistory(key));
+  return button;
+}
+
+async function openHistory(key) {
+  $("#history [data-name]").textContent = key.name;
+  $("#history-table tbody").replaceChildren();
+  show($("#history-table"), false);
+  show($("#history-empty"), false);
+  $("#history").showModal();
+  try {
+    await keyHistory.open(`/api/v1/audit-events?keyId=${encodeURIComponent(key.id)}&limit=${EVENTS_PAGE}`);
+  } catch (error) {
+    $("#history").close();
+    showError(error.message);
+  }
+}
 
 for (const button of document.querySelectorAll("[data-close]")) {
   button.addEventListener("click", () => button.closest("dialog").close());

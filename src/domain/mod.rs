@@ -2,6 +2,7 @@
 //! Untrusted input is parsed into these types at the boundary; after that it is known good.
 
 pub mod address;
+pub mod audit;
 pub mod base64url;
 pub mod cache_entry;
 pub mod cursor;

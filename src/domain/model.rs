@@ -4,6 +4,7 @@
 use super::{
     address::AllowList,
     key::PlainKey,
+    request_body::KeyChange,
     scopes::Scopes,
     time::{to_rfc3339, Millis},
 };
@@ -29,6 +30,19 @@ impl ApiKey {
     /// Active means usable now: not revoked and not past `expiresAt`.
     pub fn is_active(&self, now: Millis) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at > now)
+    }
+
+    /// The key as `change` leaves it.
+    pub fn changed(&self, change: &KeyChange) -> ApiKey {
+        ApiKey {
+            name: change.name.clone().unwrap_or_else(|| self.name.clone()),
+            scopes: change.scopes.unwrap_or(self.scopes),
+            allowed_ips: match &change.allowed_ips {
+                Some(list) => list.clone(),
+                None => self.allowed_ips.clone(),
+            },
+            ..self.clone()
+        }
     }
 
     pub fn to_response(&self, now: Millis) -> ApiKeyResponse {

@@ -2,54 +2,26 @@
 
 use super::auth::{authenticate, require_admin, Caller};
 use crate::app::App;
-use crate::domain::{cursor::Cursor, model::ApiKeyResponse, request_body};
+use crate::domain::{cursor::List, model::ApiKeyResponse, request_body};
 use crate::error::AppError;
 use crate::http::{self, read_json_body};
 use crate::query;
 use uuid::Uuid;
 use worker::{Request, Response};
 
-const DEFAULT_LIMIT: u32 = 100;
-const MAX_LIMIT: u32 = 1000;
-
 pub async fn list(req: Request, app: &App<'_>) -> Result<Response, AppError> {
     require_admin(&req, app).await?;
     let (origin, query) = http::origin_and_query(&req);
-    let (mut limit, mut cursor) = (DEFAULT_LIMIT, None);
-    for (name, value) in query::pairs(query.as_deref().unwrap_or_default()) {
-        match name.as_str() {
-            "limit" => {
-                limit = value
-                    .parse()
-                    .ok()
-                    .filter(|l| (1..=MAX_LIMIT).contains(l))
-                    .ok_or_else(|| {
-                        AppError::validation(
-                            "limit",
-                            format!("limit must be a whole number from 1 to {MAX_LIMIT}."),
-                        )
-                    })?
-            }
-            "cursor" => {
-                let key = cursor_key(app)?;
-                cursor = Some(
-                    Cursor::decode(&value, app.tenant(), key.as_bytes())
-                        .ok_or(AppError::InvalidCursor)?,
-                )
-            }
-            _ => {}
-        }
-    }
-    let (page, next) = app.keys()?.list(app.tenant(), limit, cursor).await?;
-    let body: Vec<ApiKeyResponse> = page.iter().map(|k| k.to_response(app.now())).collect();
+    let pager = super::pager(app, List::ApiKeys);
+    let page = pager.parse(&query::pairs(query.as_deref().unwrap_or_default()))?;
+    let (keys, next) = app
+        .keys()?
+        .list(app.tenant(), page.limit, page.after)
+        .await?;
+    let body: Vec<ApiKeyResponse> = keys.iter().map(|k| k.to_response(app.now())).collect();
     let mut response = http::json(200, &body)?;
     if let Some(next) = next {
-        // The cursor is base64url and the limit digits: neither needs escaping in a URL.
-        let cursor = next.encode(app.tenant(), cursor_key(app)?.as_bytes());
-        let link = format!(
-            "<{origin}{}?limit={limit}&cursor={cursor}>; rel=\"next\"",
-            req.path()
-        );
+        let link = pager.next_link(&format!("{origin}{}", req.path()), &[], page.limit, &next)?;
         response
             .headers_mut()
             .set("Link", &link)
@@ -59,12 +31,12 @@ pub async fn list(req: Request, app: &App<'_>) -> Result<Response, AppError> {
 }
 
 pub async fn create(mut req: Request, app: &App<'_>) -> Result<Response, AppError> {
-    let created_by = require_admin(&req, app).await?;
+    let actor = require_admin(&req, app).await?;
     let body = read_json_body(&mut req, false).await?;
     let request = request_body::parse_create(&body, app.now())?;
     let (record, key) = app
         .keys()?
-        .create(app.tenant(), request, created_by, app.now())
+        .create(app.tenant(), request, &actor, app.now())
         .await?;
     app.log().set_key(record.id);
     http::no_store(http::json(201, &record.to_created_response(&key))?)
@@ -84,20 +56,25 @@ pub async fn update(
     app: &App<'_>,
     id: Option<Uuid>,
 ) -> Result<Response, AppError> {
-    require_admin(&req, app).await?;
+    let actor = require_admin(&req, app).await?;
     let id = id.ok_or(AppError::NotFound)?;
     let change = request_body::parse_patch(&read_json_body(&mut req, false).await?)?;
     let key = app
         .keys()?
-        .update(app.tenant(), id, change, app.now())
+        .update(app.tenant(), id, change, &actor, app.now())
         .await?;
     http::json(200, &key.to_response(app.now()))
 }
 
 pub async fn revoke(req: Request, app: &App<'_>, id: Option<Uuid>) -> Result<Response, AppError> {
-    require_admin(&req, app).await?;
+    let actor = require_admin(&req, app).await?;
     app.keys()?
-        .revoke(app.tenant(), id.ok_or(AppError::NotFound)?, app.now())
+        .revoke(
+            app.tenant(),
+            id.ok_or(AppError::NotFound)?,
+            &actor,
+            app.now(),
+        )
         .await?;
     Ok(Response::empty()
         .map_err(http::internal("response"))?
@@ -109,12 +86,12 @@ pub async fn rotate(
     app: &App<'_>,
     id: Option<Uuid>,
 ) -> Result<Response, AppError> {
-    require_admin(&req, app).await?;
+    let actor = require_admin(&req, app).await?;
     let id = id.ok_or(AppError::NotFound)?;
     let grace_seconds = request_body::parse_rotate(&read_json_body(&mut req, true).await?)?;
     let (record, key) = app
         .keys()?
-        .rotate(app.tenant(), id, grace_seconds, app.now())
+        .rotate(app.tenant(), id, grace_seconds, &actor, app.now())
         .await?;
     http::no_store(http::json(201, &record.to_created_response(&key))?)
 }
@@ -130,9 +107,4 @@ pub async fn current(req: Request, app: &App<'_>) -> Result<Response, AppError> 
             "This endpoint describes the calling API key; send X-Api-Key.".into(),
         )),
     }
-}
-
-/// Cursors are signed with a key derived from the session secret, which every deployment has.
-fn cursor_key<'a>(app: &'a App<'_>) -> Result<&'a str, AppError> {
-    Ok(app.jwt_secret()?.expose())
 }

@@ -1,7 +1,7 @@
 //! Who is calling: a CRM session (HS256 JWT) or an API key of this tenant.
 
 use crate::app::App;
-use crate::domain::{cache_entry::Admitted, jwt, session};
+use crate::domain::{audit::Actor, cache_entry::Admitted, jwt, session};
 use crate::error::AppError;
 use crate::http::{self, header};
 use worker::Request;
@@ -59,13 +59,17 @@ pub async fn authenticate(req: &Request, app: &App<'_>) -> Result<Caller, AppErr
     Ok(Caller::Session(claims))
 }
 
-/// Managing keys takes an admin session or a key with the admin scope. Returns `createdBy`.
-pub async fn require_admin(req: &Request, app: &App<'_>) -> Result<String, AppError> {
-    match authenticate(req, app).await? {
-        Caller::Session(claims) if claims.is_admin() => Ok(claims.actor()),
-        Caller::Key(key) if key.scopes.is_admin() => Ok(format!("apikey:{}", key.key_id)),
-        _ => Err(AppError::Forbidden(
-            "Managing API keys needs an admin session or a key with the admin scope.".into(),
-        )),
-    }
+/// Managing keys takes an admin session or a key with the admin scope. Returns the actor of the
+/// changes it makes: `createdBy`, and the client's address.
+pub async fn require_admin(req: &Request, app: &App<'_>) -> Result<Actor, AppError> {
+    let name = match authenticate(req, app).await? {
+        Caller::Session(claims) if claims.is_admin() => claims.actor(),
+        Caller::Key(key) if key.scopes.is_admin() => format!("apikey:{}", key.key_id),
+        _ => {
+            return Err(AppError::Forbidden(
+                "Managing API keys needs an admin session or a key with the admin scope.".into(),
+            ))
+        }
+    };
+    Ok(Actor::new(name, app.client()))
 }

@@ -1,17 +1,19 @@
 //! Dispatch: the route table (`crate::route`) decides; this module calls the handler it names.
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod gateway;
 pub mod secret_scanning;
 pub mod settings;
 
 use crate::app::{App, Isolate};
-use crate::domain::identity;
 use crate::domain::time::Millis;
+use crate::domain::{cursor::List, identity};
 use crate::error::AppError;
 use crate::http;
 use crate::log::RequestLog;
+use crate::paging::Pager;
 use crate::query::UrlParts;
 use crate::route::{route, segments, Route};
 use uuid::Uuid;
@@ -70,6 +72,7 @@ async fn own(route: Route<'_>, req: Request, app: &App<'_>) -> Result<Response, 
         Route::UpdateKey(id) => api_keys::update(req, app, key_id(id)).await,
         Route::RevokeKey(id) => api_keys::revoke(req, app, key_id(id)).await,
         Route::RotateKey(id) => api_keys::rotate(req, app, key_id(id)).await,
+        Route::AuditEvents => audit::list(req, app).await,
         Route::SettingsAsset => settings::asset(req, app).await,
         Route::DevLogin => settings::dev_login(&req, app),
         // Dispatched before any tenant is read, in `tenantless`.
@@ -87,6 +90,15 @@ async fn own(route: Route<'_>, req: Request, app: &App<'_>) -> Result<Response, 
 /// uuid crate also reads), as the OpenAPI document says.
 fn key_id(segment: &str) -> Option<Uuid> {
     (segment.len() == 36).then(|| Uuid::try_parse(segment).ok())?
+}
+
+/// A list's cursors, signed with the session secret, which every deployment has.
+fn pager<'a>(app: &'a App<'_>, list: List) -> Pager<'a> {
+    Pager {
+        list,
+        tenant: app.tenant(),
+        key: app.config().jwt_secret().map(|s| s.expose().as_bytes()),
+    }
 }
 
 /// The API's OpenAPI 3.1 document: `openapi.json` at the repository root, embedded at build time,

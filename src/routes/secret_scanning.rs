@@ -7,9 +7,11 @@
 
 use crate::app::Isolate;
 use crate::cache::kv::KvCache;
+use crate::domain::audit::{self, Actor, AuditAction};
 use crate::domain::key::{KeyHash, PlainKey};
 use crate::domain::secret_scanning::{
     self, der_signature_to_raw, pem_to_der, standard_base64, AlertError, KeyList, Label,
+    ReportedToken,
 };
 use crate::domain::{tenant::Tenant, time::Millis};
 use crate::error::AppError;
@@ -20,7 +22,7 @@ use crate::signer;
 use crate::store::d1::D1Store;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys};
@@ -29,6 +31,9 @@ use worker::{js_sys, web_sys};
 /// an alert names a key identifier the list does not have.
 const KEYS_FRESH_MS: Millis = 3_600_000;
 const KEYS_REFETCH_MS: Millis = 60_000;
+
+/// The audit log's actor for a revocation made on a leak report.
+const LEAK_ACTOR: &str = "secret-scanning:github";
 
 thread_local! {
     /// (fetched at, the list) of this isolate.
@@ -77,15 +82,19 @@ pub async fn github(
     })?;
 
     // Only tokens in our exact format can be ours; the rest are labelled without a lookup.
-    let ours: Vec<KeyHash> = tokens
-        .iter()
-        .filter_map(|t| PlainKey::parse(&t.token))
-        .map(|key| key.hash())
-        .collect();
+    // Each hash with the first report of its token, which says where it was found.
+    let mut reports: HashMap<KeyHash, &ReportedToken> = HashMap::new();
+    for token in &tokens {
+        if let Some(key) = PlainKey::parse(&token.token) {
+            reports.entry(key.hash()).or_insert(token);
+        }
+    }
+    let ours: Vec<KeyHash> = reports.keys().cloned().collect();
     let keys = Keys { store, cache };
     let found = store.find_secrets(&ours).await?;
+    let actor = Actor::new(LEAK_ACTOR.into(), header("CF-Connecting-IP").as_deref());
     let mut revoked = HashSet::new();
-    for (_, secret) in &found {
+    for (hash, secret) in &found {
         if secret.revoked_at.is_some() || !revoked.insert(secret.key_id) {
             continue;
         }
@@ -94,7 +103,20 @@ pub async fn github(
         };
         // The same fail-closed path as DELETE. A revocation whose cache write failed still
         // stands in D1 and ends everywhere within the stated bound; the alert is answered.
-        match keys.revoke(&tenant, secret.key_id, now).await {
+        let report = reports.get(hash);
+        let details = audit::leaked(
+            report.and_then(|t| t.url.as_deref()),
+            report.and_then(|t| t.source.as_deref()),
+        );
+        let leaked = keys.revoke_recording(
+            &tenant,
+            secret.key_id,
+            AuditAction::Leaked,
+            details,
+            &actor,
+            now,
+        );
+        match leaked.await {
             Ok(()) => log_leak(log, &tenant, secret.key_id, "revoked"),
             Err(AppError::PropagationFailed) => {
                 log_leak(log, &tenant, secret.key_id, "revoked_propagation_failed")

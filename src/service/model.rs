@@ -21,6 +21,10 @@
 //!    (`max(deadline, change + MANAGED_GRANT_FRESH_MS)`), whatever the rotation answered;
 //! 5. never a key past its expiry, for another tenant, or a key that does not exist.
 //!
+//! After each seed, the audit log must replay to D1's state: every change saved (whatever its
+//! call answered) has its event, no event lacks its change, and each update's `from` is the
+//! value it replaced, however the scope changes raced.
+//!
 //! Left out: KV as seen from other locations (one location, whose reads see its own writes at
 //! once; elsewhere KV lags by up to a minute), whether a narrowed scope applies at once (only
 //! admissions are checked, not their scopes), creation racing anything, listing and lastUsedAt.
@@ -372,6 +376,8 @@ struct FakeD1<'w> {
     deleted_by: RefCell<HashMap<KeyHash, Vec<KeyHash>>>,
     /// The event at which a rotation deleted each deleted secret.
     deleted_at: RefCell<HashMap<KeyHash, u64>>,
+    /// The audit log, in the order written; each event is written in the step of its change.
+    events: RefCell<Vec<AuditEvent>>,
 }
 
 impl<'w> FakeD1<'w> {
@@ -384,7 +390,49 @@ impl<'w> FakeD1<'w> {
             ever: RefCell::default(),
             deleted_by: RefCell::default(),
             deleted_at: RefCell::default(),
+            events: RefCell::default(),
         }
+    }
+
+    /// Why the audit log does not replay to D1's state of a key, if it does not.
+    fn audit_mismatch(&self, id: Uuid) -> Option<String> {
+        let key = self.key(acme().as_str(), id)?;
+        let name = self.key_name(id);
+        let events: Vec<AuditEvent> = self
+            .events
+            .borrow()
+            .iter()
+            .filter(|e| e.key_id == id)
+            .cloned()
+            .collect();
+        let count = |action| events.iter().filter(|e| e.action == action).count();
+        let rotations = self.every_secret_of(id).len() - 1;
+        let revoked = usize::from(key.revoked_at.is_some());
+        if count(AuditAction::Created) != 1
+            || count(AuditAction::Rotated) != rotations
+            || count(AuditAction::Revoked) != revoked
+        {
+            return Some(format!(
+                "{name}: events {:?} for {rotations} rotations and {revoked} revocations",
+                events.iter().map(|e| e.action).collect::<Vec<_>>()
+            ));
+        }
+        let details = |e: &AuditEvent| -> serde_json::Value {
+            serde_json::from_str(e.details.as_str()).expect("details are JSON")
+        };
+        let mut scopes = details(&events[0])["scopes"].clone();
+        for event in events.iter().filter(|e| e.action == AuditAction::Updated) {
+            let change = &details(event)["scopes"];
+            if change["from"] != scopes {
+                return Some(format!(
+                    "{name}: an update from {} when it was {scopes}",
+                    change["from"]
+                ));
+            }
+            scopes = change["to"].clone();
+        }
+        (scopes != key.scopes.to_string())
+            .then(|| format!("{name}: the log replays to {scopes}, D1 has {}", key.scopes))
     }
 
     fn key(&self, tenant: &str, id: Uuid) -> Option<ApiKey> {
@@ -496,8 +544,10 @@ impl KeyStore for FakeD1<'_> {
         tenant: &Tenant,
         key: &ApiKey,
         hash: &KeyHash,
+        event: &AuditEvent,
     ) -> Result<(), StorageError> {
         let fault = self.begin("insert", true).await?;
+        self.events.borrow_mut().push(event.clone());
         let name = format!("k{}", self.keys.borrow().len() + 1);
         self.key_names.borrow_mut().insert(key.id, name);
         self.keys
@@ -532,23 +582,29 @@ impl KeyStore for FakeD1<'_> {
     async fn update(
         &self,
         tenant: &Tenant,
-        id: Uuid,
+        before: &ApiKey,
         change: &KeyChange,
+        event: &AuditEvent,
     ) -> Result<bool, StorageError> {
         let fault = self.begin("update", true).await?;
+        let id = before.id;
         let changed = self
             .with_key(tenant, id, |k| {
-                if k.revoked_at.is_some() {
+                // D1's UPDATE condition: active and as the service read it.
+                if k.revoked_at.is_some()
+                    || k.name != before.name
+                    || k.scopes != before.scopes
+                    || k.allowed_ips != before.allowed_ips
+                {
                     return false;
                 }
-                k.name = change.name.clone().unwrap_or(k.name.clone());
-                k.scopes = change.scopes.unwrap_or(k.scopes);
-                if let Some(allowed_ips) = &change.allowed_ips {
-                    k.allowed_ips = allowed_ips.clone();
-                }
+                *k = k.changed(change);
                 true
             })
             .unwrap_or(false);
+        if changed {
+            self.events.borrow_mut().push(event.clone());
+        }
         self.world.event(|| {
             format!(
                 "D1 update {}: {}",
@@ -556,22 +612,30 @@ impl KeyStore for FakeD1<'_> {
                 if changed {
                     "scopes changed"
                 } else {
-                    "refused, revoked"
+                    "refused, revoked or changed since read"
                 }
             )
         });
         self.answer("update", fault, changed)
     }
 
-    async fn revoke(&self, tenant: &Tenant, id: Uuid, now: Millis) -> Result<(), StorageError> {
+    async fn revoke(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        event: &AuditEvent,
+    ) -> Result<(), StorageError> {
         let fault = self.begin("revoke", true).await?;
         let first = self
             .with_key(tenant, id, |k| {
                 let first = k.revoked_at.is_none();
-                k.revoked_at = k.revoked_at.or(Some(now));
+                k.revoked_at = k.revoked_at.or(Some(event.at));
                 first
             })
             .unwrap_or(false);
+        if first {
+            self.events.borrow_mut().push(event.clone());
+        }
         let change = self.world.event(|| {
             format!(
                 "D1 revoke {}: {}",
@@ -606,7 +670,7 @@ impl KeyStore for FakeD1<'_> {
         new_hash: &KeyHash,
         _new_prefix: &str,
         old_valid_until: Millis,
-        now: Millis,
+        event: &AuditEvent,
     ) -> Result<bool, StorageError> {
         let fault = self.begin("rotate", true).await?;
         if self.with_key(tenant, id, |k| k.revoked_at.is_none()) != Some(true) {
@@ -614,6 +678,8 @@ impl KeyStore for FakeD1<'_> {
                 .event(|| format!("D1 rotate {}: refused, revoked", self.key_name(id)));
             return self.answer("rotate", fault, false);
         }
+        let now = event.at;
+        self.events.borrow_mut().push(event.clone());
         // The statements of `store::d1`'s batch: the current secret gets the grace deadline, an
         // older one ends now; the new secret is added. Ended secrets stay until `forget`.
         let mut graced = Vec::new();
@@ -696,6 +762,25 @@ impl KeyStore for FakeD1<'_> {
             );
         }
         self.answer("rotate", fault, true)
+    }
+
+    async fn audit_events(
+        &self,
+        tenant: &Tenant,
+        filter: EventFilter,
+        limit: u32,
+        _after: Option<Cursor>,
+    ) -> Result<Vec<AuditEvent>, StorageError> {
+        self.begin("audit_events", false).await?;
+        Ok(self
+            .events
+            .borrow()
+            .iter()
+            .rev()
+            .filter(|e| tenant == &acme() && filter.matches(e))
+            .take(limit as usize)
+            .cloned()
+            .collect())
     }
 
     async fn forget(
@@ -967,7 +1052,7 @@ impl<'m> Model<'m> {
                 allowed_ips: None,
             };
             let (record, plain) =
-                run_alone(service.create(&acme(), request, "model".into(), START))
+                run_alone(service.create(&acme(), request, &model_actor(), START))
                     .expect("faults are off while the keys are created");
             keys.push(ModelKey {
                 id: record.id,
@@ -1172,7 +1257,10 @@ impl<'m> Model<'m> {
             let key = &self.keys[key];
             let now = world.now();
             world.event(|| format!("revoke {}", key.name));
-            let result = self.service().revoke(&acme(), key.id, now).await;
+            let result = self
+                .service()
+                .revoke(&acme(), key.id, &model_actor(), now)
+                .await;
             let returned = world.event(|| format!("revoke {} returned {result:?}", key.name));
             let revoked_in_d1 = self
                 .d1
@@ -1208,7 +1296,7 @@ impl<'m> Model<'m> {
             world.event(|| format!("rotate {} with {grace_seconds} s grace", model_key.name));
             let result = self
                 .service()
-                .rotate(&acme(), model_key.id, grace_seconds, now)
+                .rotate(&acme(), model_key.id, grace_seconds, &model_actor(), now)
                 .await;
             let (_, plain) = match result {
                 Ok(rotated) => rotated,
@@ -1266,7 +1354,10 @@ impl<'m> Model<'m> {
                 scopes: Some(Scopes::parse(scopes).expect("scopes")),
                 allowed_ips: None,
             };
-            let result = self.service().update(&acme(), key.id, change, now).await;
+            let result = self
+                .service()
+                .update(&acme(), key.id, change, &model_actor(), now)
+                .await;
             world.event(|| {
                 format!(
                     "change {} returned {}",
@@ -1356,6 +1447,13 @@ fn run_seed(seed: u64, tracing: bool) -> SeedRun {
             drop(tasks.remove(index));
         }
     }
+    if world.violation.borrow().is_none() {
+        for key in &model.keys {
+            if let Some(mismatch) = d1.audit_mismatch(key.id) {
+                world.violate(format!("the audit log does not match D1: {mismatch}"));
+            }
+        }
+    }
     let coverage = world.coverage.take();
     SeedRun {
         violation: world.violation.take(),
@@ -1363,6 +1461,10 @@ fn run_seed(seed: u64, tracing: bool) -> SeedRun {
         coverage,
         faults: world.faults,
     }
+}
+
+fn model_actor() -> Actor {
+    Actor::new("model".into(), None)
 }
 
 fn env_number(name: &str) -> Option<u64> {

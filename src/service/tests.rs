@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::domain::{address::AllowList, request_body::parse_create, scopes::Scopes};
+use serde_json::json;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,7 +25,11 @@ type SecretRow = (String, Uuid, KeyHash, Option<Millis>);
 struct MemStore {
     keys: RefCell<Vec<(String, ApiKey)>>,
     secrets: RefCell<Vec<SecretRow>>,
+    /// (tenant, event), in the order written.
+    events: RefCell<Vec<(String, AuditEvent)>>,
     lookups: Cell<u32>,
+    /// Calls that changed a key.
+    changes: Cell<u32>,
 }
 
 impl MemStore {
@@ -64,6 +69,23 @@ impl MemStore {
             .find(|(t, k)| t == tenant.as_str() && k.id == id)
             .map(|(_, k)| f(k))
     }
+
+    fn record(&self, tenant: &Tenant, event: &AuditEvent) {
+        self.changes.set(self.changes.get() + 1);
+        self.events
+            .borrow_mut()
+            .push((tenant.to_string(), event.clone()));
+    }
+
+    /// Every event of a tenant, oldest first.
+    fn events_of(&self, tenant: &str) -> Vec<AuditEvent> {
+        self.events
+            .borrow()
+            .iter()
+            .filter(|(t, _)| t == tenant)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
 }
 
 impl KeyStore for MemStore {
@@ -72,7 +94,9 @@ impl KeyStore for MemStore {
         tenant: &Tenant,
         key: &ApiKey,
         hash: &KeyHash,
+        event: &AuditEvent,
     ) -> Result<(), StorageError> {
+        self.record(tenant, event);
         self.keys
             .borrow_mut()
             .push((tenant.to_string(), key.clone()));
@@ -107,25 +131,43 @@ impl KeyStore for MemStore {
     async fn update(
         &self,
         tenant: &Tenant,
-        id: Uuid,
+        before: &ApiKey,
         change: &KeyChange,
+        event: &AuditEvent,
     ) -> Result<bool, StorageError> {
-        Ok(self
-            .with_key(tenant, id, |k| {
-                if k.revoked_at.is_some() {
+        let changed = self
+            .with_key(tenant, before.id, |k| {
+                // D1's UPDATE condition: active and as the service read it.
+                if k.revoked_at.is_some()
+                    || k.name != before.name
+                    || k.scopes != before.scopes
+                    || k.allowed_ips != before.allowed_ips
+                {
                     return false;
                 }
-                k.name = change.name.clone().unwrap_or(k.name.clone());
-                k.scopes = change.scopes.unwrap_or(k.scopes);
-                if let Some(allowed_ips) = &change.allowed_ips {
-                    k.allowed_ips = allowed_ips.clone();
-                }
+                *k = k.changed(change);
                 true
             })
-            .unwrap_or(false))
+            .unwrap_or(false);
+        if changed {
+            self.record(tenant, event);
+        }
+        Ok(changed)
     }
-    async fn revoke(&self, tenant: &Tenant, id: Uuid, now: Millis) -> Result<(), StorageError> {
-        self.with_key(tenant, id, |k| k.revoked_at = k.revoked_at.or(Some(now)));
+    async fn revoke(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        event: &AuditEvent,
+    ) -> Result<(), StorageError> {
+        let first = self.with_key(tenant, id, |k| {
+            let first = k.revoked_at.is_none();
+            k.revoked_at = k.revoked_at.or(Some(event.at));
+            first
+        });
+        if first == Some(true) {
+            self.record(tenant, event);
+        }
         Ok(())
     }
     async fn rotate(
@@ -135,11 +177,13 @@ impl KeyStore for MemStore {
         new_hash: &KeyHash,
         new_prefix: &str,
         old_valid_until: Millis,
-        now: Millis,
+        event: &AuditEvent,
     ) -> Result<bool, StorageError> {
         if self.with_key(tenant, id, |k| k.revoked_at.is_none()) != Some(true) {
             return Ok(false);
         }
+        let now = event.at;
+        self.record(tenant, event);
         self.with_key(tenant, id, |k| k.key_prefix = new_prefix.to_string());
         let mut secrets = self.secrets.borrow_mut();
         for secret in secrets.iter_mut().filter(|s| s.1 == id) {
@@ -147,6 +191,25 @@ impl KeyStore for MemStore {
         }
         secrets.push((tenant.to_string(), id, new_hash.clone(), None));
         Ok(true)
+    }
+    async fn audit_events(
+        &self,
+        tenant: &Tenant,
+        filter: EventFilter,
+        limit: u32,
+        after: Option<Cursor>,
+    ) -> Result<Vec<AuditEvent>, StorageError> {
+        let mut events: Vec<AuditEvent> = self
+            .events_of(tenant.as_str())
+            .into_iter()
+            .filter(|e| filter.matches(e))
+            .collect();
+        events.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
+        Ok(events
+            .into_iter()
+            .filter(|e| after.is_none_or(|c| (e.at, e.id) < (c.created_at, c.id)))
+            .take(limit as usize)
+            .collect())
     }
     async fn forget(
         &self,
@@ -238,11 +301,15 @@ fn acme() -> Tenant {
     Tenant::parse("acme").unwrap()
 }
 
+fn admin() -> Actor {
+    Actor::new("admin@acme.test".into(), Some("203.0.113.7"))
+}
+
 fn create(keys: &Keys<'_, MemStore, MemCache>, body: &str, at: Millis) -> (ApiKey, PlainKey) {
     run(keys.create(
         &acme(),
         parse_create(body.as_bytes(), at).unwrap(),
-        "admin@acme.test".into(),
+        &admin(),
         at,
     ))
     .unwrap()
@@ -321,7 +388,7 @@ fn a_fill_that_raced_a_revocation_cannot_bring_the_key_back() {
     let racing = run(keys.validate(key.reveal(), &acme(), NOW, false)).unwrap();
     assert!(racing.admitted.is_some());
     // ... the key is revoked ...
-    run(keys.revoke(&acme(), record.id, NOW + 1)).unwrap();
+    run(keys.revoke(&acme(), record.id, &admin(), NOW + 1)).unwrap();
     // ... and only then does the racing validation's fill land.
     run(cache.write(&racing.fill.unwrap())).unwrap();
     assert!(!admitted(&keys, key.reveal(), NOW + 2));
@@ -341,17 +408,17 @@ fn rotation_with_grace_keeps_the_old_secret_until_the_deadline_and_revocation_en
         cache: &cache,
     };
     let (record, old) = create(&keys, r#"{"name": "ETL"}"#, NOW);
-    let (rotated, new) = run(keys.rotate(&acme(), record.id, 60, NOW)).unwrap();
+    let (rotated, new) = run(keys.rotate(&acme(), record.id, 60, &admin(), NOW)).unwrap();
     assert_eq!(rotated.id, record.id);
     assert_eq!(rotated.key_prefix, new.prefix());
     assert!(
         admitted(&keys, old.reveal(), NOW + 59_999) && admitted(&keys, new.reveal(), NOW + 59_999)
     );
     assert!(!admitted(&keys, old.reveal(), NOW + 60_000));
-    run(keys.revoke(&acme(), record.id, NOW + 1)).unwrap();
+    run(keys.revoke(&acme(), record.id, &admin(), NOW + 1)).unwrap();
     assert!(!admitted(&keys, old.reveal(), NOW + 2) && !admitted(&keys, new.reveal(), NOW + 2));
     assert_eq!(
-        run(keys.rotate(&acme(), record.id, 0, NOW + 3)).unwrap_err(),
+        run(keys.rotate(&acme(), record.id, 0, &admin(), NOW + 3)).unwrap_err(),
         AppError::KeyRevoked
     );
 }
@@ -364,7 +431,7 @@ fn rotation_without_grace_ends_the_old_secret_at_once() {
         cache: &cache,
     };
     let (record, old) = create(&keys, r#"{"name": "ETL"}"#, NOW);
-    let (_, new) = run(keys.rotate(&acme(), record.id, 0, NOW)).unwrap();
+    let (_, new) = run(keys.rotate(&acme(), record.id, 0, &admin(), NOW)).unwrap();
     assert!(!admitted(&keys, old.reveal(), NOW) && admitted(&keys, new.reveal(), NOW));
 }
 
@@ -381,7 +448,7 @@ fn a_scope_change_applies_to_the_next_validation() {
         scopes: Some(Scopes::parse("write").unwrap()),
         allowed_ips: None,
     };
-    run(keys.update(&acme(), record.id, change, NOW)).unwrap();
+    run(keys.update(&acme(), record.id, change, &admin(), NOW)).unwrap();
     let admitted = run(keys.validate(key.reveal(), &acme(), NOW, false))
         .unwrap()
         .admitted
@@ -418,7 +485,7 @@ fn an_allow_list_change_applies_to_the_next_validation_ahead_of_an_older_fill() 
         scopes: None,
         allowed_ips: Some(Some(AllowList::parse(["203.0.113.9"]).unwrap())),
     };
-    let changed = run(keys.update(&acme(), record.id, narrowed, NOW + 2)).unwrap();
+    let changed = run(keys.update(&acme(), record.id, narrowed, &admin(), NOW + 2)).unwrap();
     assert_eq!(
         changed.allowed_ips.map(|l| l.entries()),
         Some(vec!["203.0.113.9/32".to_string()])
@@ -429,7 +496,7 @@ fn an_allow_list_change_applies_to_the_next_validation_ahead_of_an_older_fill() 
         scopes: None,
         allowed_ips: Some(None),
     };
-    run(keys.update(&acme(), record.id, cleared, NOW + 4)).unwrap();
+    run(keys.update(&acme(), record.id, cleared, &admin(), NOW + 4)).unwrap();
     assert!(client_ok(NOW + 5, "198.51.100.1"));
     // A change of name only keeps the list as it is.
     let limited = KeyChange {
@@ -437,13 +504,13 @@ fn an_allow_list_change_applies_to_the_next_validation_ahead_of_an_older_fill() 
         scopes: None,
         allowed_ips: Some(Some(AllowList::parse(["2001:db8::/32"]).unwrap())),
     };
-    run(keys.update(&acme(), record.id, limited, NOW + 6)).unwrap();
+    run(keys.update(&acme(), record.id, limited, &admin(), NOW + 6)).unwrap();
     let renamed = KeyChange {
         name: Some("ETL 2".into()),
         scopes: None,
         allowed_ips: None,
     };
-    run(keys.update(&acme(), record.id, renamed, NOW + 7)).unwrap();
+    run(keys.update(&acme(), record.id, renamed, &admin(), NOW + 7)).unwrap();
     assert!(client_ok(NOW + 8, "2001:db8::7") && !client_ok(NOW + 8, "198.51.100.1"));
 }
 
@@ -520,14 +587,14 @@ fn a_thousand_rotations_leave_two_secrets_and_a_revocation_touches_only_those() 
     for i in 0..1000 {
         let grace = if i % 2 == 0 { 3600 } else { 0 };
         last = Some(
-            run(keys.rotate(&acme(), record.id, grace, NOW + i))
+            run(keys.rotate(&acme(), record.id, grace, &admin(), NOW + i))
                 .unwrap()
                 .1,
         );
         assert!(store.secrets.borrow().len() <= 2, "after rotation {i}");
     }
     let writes_before = cache.writes.get();
-    run(keys.revoke(&acme(), record.id, NOW + 1000)).unwrap();
+    run(keys.revoke(&acme(), record.id, &admin(), NOW + 1000)).unwrap();
     assert!(cache.writes.get() - writes_before <= 2);
     assert!(!admitted(&keys, last.unwrap().reveal(), NOW + 1001));
 }
@@ -545,7 +612,7 @@ fn a_revocation_whose_cache_write_fails_says_so_and_ends_the_key_within_the_boun
     let grant = cache.places.borrow().clone();
     cache.down.set(true);
     assert_eq!(
-        run(keys.revoke(&acme(), record.id, NOW + 1)).unwrap_err(),
+        run(keys.revoke(&acme(), record.id, &admin(), NOW + 1)).unwrap_err(),
         AppError::PropagationFailed
     );
     cache.down.set(false);
@@ -558,7 +625,7 @@ fn a_revocation_whose_cache_write_fails_says_so_and_ends_the_key_within_the_boun
     let bound = NOW + crate::domain::cache_entry::MANAGED_GRANT_FRESH_MS;
     assert!(!admitted(&keys, key.reveal(), bound));
     // Repeating the call is safe and propagates the denial.
-    run(keys.revoke(&acme(), record.id, NOW + 2)).unwrap();
+    run(keys.revoke(&acme(), record.id, &admin(), NOW + 2)).unwrap();
     assert!(!admitted(&keys, key.reveal(), NOW + 3));
 }
 
@@ -570,7 +637,7 @@ fn fills_never_write_the_denied_place() {
         cache: &cache,
     };
     let (record, key) = create(&keys, r#"{"name": "ETL"}"#, NOW);
-    run(keys.revoke(&acme(), record.id, NOW)).unwrap();
+    run(keys.revoke(&acme(), record.id, &admin(), NOW)).unwrap();
     cache.places.borrow_mut().clear();
     let validation = run(keys.validate(key.reveal(), &acme(), NOW + 1, false)).unwrap();
     let fill = validation.fill.unwrap();
@@ -598,4 +665,226 @@ fn a_blocked_client_keeps_cached_grants_but_is_refused_any_d1_lookup() {
     let uncached = run(keys.validate(key.reveal(), &acme(), NOW, true)).unwrap();
     assert_eq!(uncached.cache, CacheOutcome::Blocked);
     assert_eq!(store.lookups.get(), 0);
+}
+
+#[test]
+fn every_change_is_recorded_once_with_its_actor_address_and_what_changed() {
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let (record, _) = create(&keys, r#"{"name": "ETL", "scopes": "read"}"#, NOW);
+    let change = KeyChange {
+        name: Some("ETL nightly".into()),
+        scopes: Some(Scopes::parse("read,write").unwrap()),
+        allowed_ips: None,
+    };
+    run(keys.update(&acme(), record.id, change, &admin(), NOW + 1)).unwrap();
+    let by_key = Actor::new("apikey:0b6f8d2e".into(), None);
+    let (rotated, _) = run(keys.rotate(&acme(), record.id, 60, &by_key, NOW + 2)).unwrap();
+    run(keys.revoke(&acme(), record.id, &admin(), NOW + 3)).unwrap();
+
+    let (events, next) =
+        run(keys.audit_events(&acme(), EventFilter::default(), 100, None)).unwrap();
+    assert_eq!(next, None);
+    let summary: Vec<(AuditAction, Millis, &str, Option<&str>, serde_json::Value)> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(e.key_id, record.id);
+            (
+                e.action,
+                e.at,
+                e.actor.as_str(),
+                e.actor_ip.as_deref(),
+                serde_json::from_str::<serde_json::Value>(e.details.as_str()).unwrap(),
+            )
+        })
+        .collect();
+    let ip = Some("203.0.113.7");
+    assert_eq!(
+        summary,
+        vec![
+            (
+                AuditAction::Revoked,
+                NOW + 3,
+                "admin@acme.test",
+                ip,
+                json!({})
+            ),
+            (
+                AuditAction::Rotated,
+                NOW + 2,
+                "apikey:0b6f8d2e",
+                None,
+                json!({"gracePeriodSeconds": 60, "keyPrefix": rotated.key_prefix})
+            ),
+            (
+                AuditAction::Updated,
+                NOW + 1,
+                "admin@acme.test",
+                ip,
+                json!({
+                    "name": {"from": "ETL", "to": "ETL nightly"},
+                    "scopes": {"from": "read", "to": "read,write"}
+                })
+            ),
+            (
+                AuditAction::Created,
+                NOW,
+                "admin@acme.test",
+                ip,
+                json!({
+                    "name": "ETL",
+                    "scopes": "read",
+                    "expiresAt": null,
+                    "keyPrefix": record.key_prefix,
+                    "allowedIps": null
+                })
+            ),
+        ]
+    );
+    let revoked = store.stored("acme", record.id).unwrap();
+    assert_eq!(revoked.revoked_at, Some(events[0].at));
+}
+
+#[test]
+fn changes_that_change_nothing_record_nothing() {
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let (record, _) = create(&keys, r#"{"name": "ETL", "scopes": "read,write"}"#, NOW);
+    let (changes, writes) = (store.changes.get(), cache.writes.get());
+    let same = KeyChange {
+        name: Some("ETL".into()),
+        scopes: Some(Scopes::parse("write,read").unwrap()),
+        allowed_ips: None,
+    };
+    let unchanged = run(keys.update(&acme(), record.id, same, &admin(), NOW + 1)).unwrap();
+    assert_eq!(unchanged, record);
+    assert_eq!(store.changes.get(), changes, "nothing written to D1");
+    // The cache is re-synced all the same: repeating a call is how a failed propagation is
+    // retried.
+    assert!(cache.writes.get() > writes);
+
+    run(keys.revoke(&acme(), record.id, &admin(), NOW + 2)).unwrap();
+    run(keys.revoke(&acme(), record.id, &admin(), NOW + 3)).unwrap();
+    let rename = KeyChange {
+        name: Some("x".into()),
+        scopes: None,
+        allowed_ips: None,
+    };
+    assert_eq!(
+        run(keys.update(&acme(), record.id, rename, &admin(), NOW + 4)).unwrap_err(),
+        AppError::KeyRevoked
+    );
+    assert_eq!(
+        run(keys.rotate(&acme(), record.id, 0, &admin(), NOW + 5)).unwrap_err(),
+        AppError::KeyRevoked
+    );
+    let actions: Vec<AuditAction> = store.events_of("acme").iter().map(|e| e.action).collect();
+    assert_eq!(actions, [AuditAction::Created, AuditAction::Revoked]);
+    assert_eq!(
+        store.stored("acme", record.id).unwrap().revoked_at,
+        Some(NOW + 2),
+        "the first revocation's time stays"
+    );
+}
+
+#[test]
+fn an_update_whose_key_changed_since_it_was_read_writes_neither_change_nor_event() {
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let (stale, _) = create(&keys, r#"{"name": "ETL"}"#, NOW);
+    let rename = |name: &str| KeyChange {
+        name: Some(name.into()),
+        scopes: None,
+        allowed_ips: None,
+    };
+    run(keys.update(&acme(), stale.id, rename("B"), &admin(), NOW + 1)).unwrap();
+    let event = AuditEvent::new(
+        Uuid::from_bytes([3; 16]),
+        NOW + 2,
+        AuditAction::Updated,
+        stale.id,
+        &admin(),
+        audit::updated(&stale, &stale.changed(&rename("C"))),
+    );
+    assert!(!run(store.update(&acme(), &stale, &rename("C"), &event)).unwrap());
+    assert_eq!(store.stored("acme", stale.id).unwrap().name, "B");
+    assert_eq!(store.events_of("acme").len(), 2);
+}
+
+#[test]
+fn the_audit_log_pages_newest_first_by_tenant_and_by_key() {
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let (first, _) = create(&keys, r#"{"name": "one"}"#, NOW);
+    let (second, _) = create(&keys, r#"{"name": "two"}"#, NOW);
+    run(keys.rotate(&acme(), first.id, 0, &admin(), NOW + 1)).unwrap();
+    run(keys.revoke(&acme(), second.id, &admin(), NOW + 1)).unwrap();
+    run(keys.revoke(&acme(), first.id, &admin(), NOW + 2)).unwrap();
+    let (mut seen, mut after) = (Vec::new(), None);
+    loop {
+        let (page, next) =
+            run(keys.audit_events(&acme(), EventFilter::default(), 2, after)).unwrap();
+        assert!(page.len() <= 2);
+        seen.extend(page.iter().map(|e| (e.at, e.id)));
+        match next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let mut expected: Vec<(Millis, Uuid)> = store
+        .events_of("acme")
+        .iter()
+        .map(|e| (e.at, e.id))
+        .collect();
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!((seen.len(), seen), (5, expected));
+
+    let (of_first, _) = run(keys.audit_events(&acme(), of_key(first.id), 100, None)).unwrap();
+    let actions: Vec<AuditAction> = of_first.iter().map(|e| e.action).collect();
+    assert_eq!(
+        actions,
+        [
+            AuditAction::Revoked,
+            AuditAction::Rotated,
+            AuditAction::Created
+        ]
+    );
+    let revocations = EventFilter {
+        action: Some(AuditAction::Revoked),
+        ..EventFilter::default()
+    };
+    let (revoked, _) = run(keys.audit_events(&acme(), revocations, 100, None)).unwrap();
+    let revoked: Vec<Uuid> = revoked.iter().map(|e| e.key_id).collect();
+    assert_eq!(revoked, [first.id, second.id]);
+    let first_revoked = EventFilter {
+        key_id: Some(first.id),
+        ..revocations
+    };
+    let (both, _) = run(keys.audit_events(&acme(), first_revoked, 100, None)).unwrap();
+    assert_eq!(both.len(), 1);
+
+    let globex = Tenant::parse("globex").unwrap();
+    for filter in [EventFilter::default(), of_key(first.id), revocations] {
+        let (other, _) = run(keys.audit_events(&globex, filter, 100, None)).unwrap();
+        assert!(other.is_empty());
+    }
+}
+
+fn of_key(id: Uuid) -> EventFilter {
+    EventFilter {
+        key_id: Some(id),
+        action: None,
+    }
 }

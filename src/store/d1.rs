@@ -1,9 +1,22 @@
 //! `KeyStore` on D1. Every query is a bound statement (never built from strings) and, but for
 //! the lookup by hash, bound by tenant. The index each query relies on is named beside it.
+//!
+//! Each change to a key is one batch (one transaction) that begins with its audit event. The
+//! event's insert carries the same condition on the key's row as the change's statements, and
+//! writes no key, so within the transaction both see the same row: the event is written if and
+//! only if the change is.
 
 use crate::domain::{
-    address::AllowList, cache_entry::StoredSecret, cursor::Cursor, key::KeyHash, model::ApiKey,
-    request_body::KeyChange, scopes::Scopes, tenant::Tenant, time::Millis,
+    address::AllowList,
+    audit::{AuditAction, AuditEvent, Details, EventFilter},
+    cache_entry::StoredSecret,
+    cursor::Cursor,
+    key::KeyHash,
+    model::ApiKey,
+    request_body::KeyChange,
+    scopes::Scopes,
+    tenant::Tenant,
+    time::Millis,
 };
 use crate::service::{KeyStore, StorageError, LAST_USED_INTERVAL_MS};
 use serde::Deserialize;
@@ -24,14 +37,38 @@ const LIST_FIRST: &str =
 const LIST_AFTER: &str = "FROM api_keys WHERE tenant = ?1 AND (created_at, id) < (?3, ?4) ORDER BY created_at DESC, id DESC LIMIT ?2";
 // Primary key; the tenant condition keeps other tenants' rows out.
 const GET: &str = "FROM api_keys WHERE id = ?2 AND tenant = ?1";
-// allowed_ips can be set to NULL (any address), so COALESCE cannot tell "unchanged" from
-// "cleared": ?5 says whether ?6 replaces it.
+// Applies only to the key as the service read it (the event's `from`): a concurrent change
+// makes this one change nothing, and the service reads the key again. allowed_ips can be set to
+// NULL (any address), so COALESCE cannot tell "unchanged" from "cleared": ?5 says whether ?6
+// replaces it, and `IS` compares it with what was read, NULL included.
 const UPDATE: &str =
     "UPDATE api_keys SET name = COALESCE(?3, name), scopes = COALESCE(?4, scopes), \
      allowed_ips = CASE WHEN ?5 = 1 THEN ?6 ELSE allowed_ips END \
-     WHERE id = ?2 AND tenant = ?1 AND revoked_at IS NULL";
+     WHERE id = ?2 AND tenant = ?1 AND revoked_at IS NULL \
+     AND name = ?7 AND scopes = ?8 AND allowed_ips IS ?9";
 const REVOKE: &str =
     "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?2 AND tenant = ?1";
+
+const EVENT_COLUMNS: &str = "id, tenant, at, action, key_id, actor, actor_ip, details";
+// A creation's event: the key is new, so there is no condition.
+const INSERT_EVENT: &str = "INSERT INTO audit_events \
+     (id, tenant, at, action, key_id, actor, actor_ip, details) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+// A revocation's and a rotation's event: only while the key is not revoked, as their changes.
+// Primary key of api_keys.
+const INSERT_EVENT_IF_ACTIVE: &str = "INSERT INTO audit_events \
+     (id, tenant, at, action, key_id, actor, actor_ip, details) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 \
+     WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?5 AND tenant = ?2 AND revoked_at IS NULL)";
+// An update's event: UPDATE's condition.
+const INSERT_EVENT_IF_UNCHANGED: &str = "INSERT INTO audit_events \
+     (id, tenant, at, action, key_id, actor, actor_ip, details) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 \
+     WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?5 AND tenant = ?2 AND revoked_at IS NULL \
+     AND name = ?9 AND scopes = ?10 AND allowed_ips IS ?11)";
+// Newest first, by audit_events_by_tenant_at, _by_key_at or _by_action_at as the filter has it.
+const EVENTS: &str = "FROM audit_events WHERE tenant = ?1";
+const EVENTS_ORDER: &str = "ORDER BY at DESC, id DESC LIMIT ?2";
 // A rotation is one batch (one transaction). Each statement re-checks that the key is not
 // revoked, so a rotation that races a revocation changes nothing.
 const ROTATE_PREFIX: &str =
@@ -76,6 +113,17 @@ struct KeyRow {
     created_at: f64,
     created_by: Option<String>,
     allowed_ips: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EventRow {
+    id: String,
+    at: f64,
+    action: String,
+    key_id: String,
+    actor: String,
+    actor_ip: Option<String>,
+    details: String,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +183,20 @@ impl KeyRow {
             created_at: self.created_at as Millis,
             created_by: self.created_by,
             allowed_ips: allow_list(self.allowed_ips.as_deref())?,
+        })
+    }
+}
+
+impl EventRow {
+    fn into_event(self) -> Result<AuditEvent, StorageError> {
+        Ok(AuditEvent {
+            id: Uuid::parse_str(&self.id).map_err(|_| corrupt("event id"))?,
+            at: self.at as Millis,
+            action: AuditAction::parse(&self.action).ok_or_else(|| corrupt("action"))?,
+            key_id: Uuid::parse_str(&self.key_id).map_err(|_| corrupt("key id"))?,
+            actor: self.actor,
+            actor_ip: self.actor_ip,
+            details: Details::from_stored(self.details).ok_or_else(|| corrupt("details"))?,
         })
     }
 }
@@ -204,6 +266,38 @@ impl D1Store {
         result.results().map_err(storage_error("rows"))
     }
 
+    /// The event's values, in `EVENT_COLUMNS` order (?1 to ?8).
+    fn event_values(tenant: &Tenant, event: &AuditEvent) -> Vec<JsValue> {
+        vec![
+            text(&event.id.to_string()),
+            text(tenant.as_str()),
+            number(event.at),
+            text(event.action.as_str()),
+            text(&event.key_id.to_string()),
+            text(&event.actor),
+            optional_text(event.actor_ip.as_deref()),
+            text(event.details.as_str()),
+        ]
+    }
+
+    /// Runs a batch whose first statement is a change's event; the results of the others.
+    async fn change(
+        &self,
+        what: &str,
+        statements: Vec<D1PreparedStatement>,
+    ) -> Result<Vec<Option<usize>>, StorageError> {
+        let results = self
+            .db
+            .batch(statements)
+            .await
+            .map_err(storage_error(what))?;
+        Ok(results
+            .iter()
+            .skip(1)
+            .map(|r| r.meta().ok().flatten().and_then(|m| m.changes))
+            .collect())
+    }
+
     async fn secrets(
         &self,
         filter: &str,
@@ -222,6 +316,7 @@ impl KeyStore for D1Store {
         tenant: &Tenant,
         key: &ApiKey,
         hash: &KeyHash,
+        event: &AuditEvent,
     ) -> Result<(), StorageError> {
         let id = key.id.to_string();
         let allowed_ips = key.allowed_ips.as_ref().map(ToString::to_string);
@@ -243,10 +338,9 @@ impl KeyStore for D1Store {
             INSERT_SECRET,
             &[text(hash.as_str()), text(&id), text(tenant.as_str())],
         )?;
-        self.db
-            .batch(vec![insert_key, insert_secret])
-            .await
-            .map_err(storage_error("insert"))?;
+        let insert_event = self.statement(INSERT_EVENT, &D1Store::event_values(tenant, event))?;
+        self.change("insert", vec![insert_event, insert_key, insert_secret])
+            .await?;
         Ok(())
     }
 
@@ -291,31 +385,64 @@ impl KeyStore for D1Store {
     async fn update(
         &self,
         tenant: &Tenant,
-        id: Uuid,
+        before: &ApiKey,
         change: &KeyChange,
+        event: &AuditEvent,
     ) -> Result<bool, StorageError> {
         let scopes = change.scopes.map(|s| s.to_string());
         let allowed_ips = change
             .allowed_ips
             .as_ref()
             .map(|list| list.as_ref().map(ToString::to_string));
+        let before_ips = before.allowed_ips.as_ref().map(ToString::to_string);
+        let (before_name, before_scopes, before_ips) = (
+            text(&before.name),
+            text(&before.scopes.to_string()),
+            optional_text(before_ips.as_deref()),
+        );
+        let mut event_values = D1Store::event_values(tenant, event);
+        event_values.extend([
+            before_name.clone(),
+            before_scopes.clone(),
+            before_ips.clone(),
+        ]);
         let values = [
             text(tenant.as_str()),
-            text(&id.to_string()),
+            text(&before.id.to_string()),
             optional_text(change.name.as_deref()),
             optional_text(scopes.as_deref()),
             JsValue::from_f64(if allowed_ips.is_some() { 1.0 } else { 0.0 }),
             optional_text(allowed_ips.flatten().as_deref()),
+            before_name,
+            before_scopes,
+            before_ips,
         ];
-        Ok(self.changes(UPDATE, &values).await? == 1)
+        let statements = vec![
+            self.statement(INSERT_EVENT_IF_UNCHANGED, &event_values)?,
+            self.statement(UPDATE, &values)?,
+        ];
+        Ok(self.change("update", statements).await?.first() == Some(&Some(1)))
     }
 
-    async fn revoke(&self, tenant: &Tenant, id: Uuid, now: Millis) -> Result<(), StorageError> {
-        self.changes(
-            REVOKE,
-            &[text(tenant.as_str()), text(&id.to_string()), number(now)],
-        )
-        .await?;
+    async fn revoke(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        event: &AuditEvent,
+    ) -> Result<(), StorageError> {
+        let values = [
+            text(tenant.as_str()),
+            text(&id.to_string()),
+            number(event.at),
+        ];
+        let statements = vec![
+            self.statement(
+                INSERT_EVENT_IF_ACTIVE,
+                &D1Store::event_values(tenant, event),
+            )?,
+            self.statement(REVOKE, &values)?,
+        ];
+        self.change("revoke", statements).await?;
         Ok(())
     }
 
@@ -326,10 +453,15 @@ impl KeyStore for D1Store {
         new_hash: &KeyHash,
         new_prefix: &str,
         old_valid_until: Millis,
-        now: Millis,
+        event: &AuditEvent,
     ) -> Result<bool, StorageError> {
-        let (tenant, id) = (text(tenant.as_str()), text(&id.to_string()));
+        let insert_event = self.statement(
+            INSERT_EVENT_IF_ACTIVE,
+            &D1Store::event_values(tenant, event),
+        )?;
+        let (tenant, id, now) = (text(tenant.as_str()), text(&id.to_string()), event.at);
         let statements = vec![
+            insert_event,
             self.statement(
                 ROTATE_PREFIX,
                 &[tenant.clone(), id.clone(), text(new_prefix)],
@@ -345,17 +477,38 @@ impl KeyStore for D1Store {
             )?,
             self.statement(ROTATE_NEW_SECRET, &[tenant, id, text(new_hash.as_str())])?,
         ];
-        let results = self
-            .db
-            .batch(statements)
-            .await
-            .map_err(storage_error("rotate"))?;
-        let changed = results
-            .first()
-            .and_then(|r| r.meta().ok().flatten())
-            .and_then(|m| m.changes)
-            .unwrap_or(0);
-        Ok(changed == 1)
+        // The prefix's update tells whether the key was still active.
+        Ok(self.change("rotate", statements).await?.first() == Some(&Some(1)))
+    }
+
+    async fn audit_events(
+        &self,
+        tenant: &Tenant,
+        filter: EventFilter,
+        limit: u32,
+        after: Option<Cursor>,
+    ) -> Result<Vec<AuditEvent>, StorageError> {
+        let mut values = vec![text(tenant.as_str()), JsValue::from(limit)];
+        let mut sql = format!("SELECT {EVENT_COLUMNS} {EVENTS}");
+        let mut condition = |sql_condition: &str, value: JsValue| {
+            values.push(value);
+            // Parameters ?3 on, in the order the conditions are added.
+            sql.push_str(&sql_condition.replace('?', &format!("?{}", values.len())));
+        };
+        if let Some(id) = filter.key_id {
+            condition(" AND key_id = ?", text(&id.to_string()));
+        }
+        if let Some(action) = filter.action {
+            condition(" AND action = ?", text(action.as_str()));
+        }
+        if let Some(cursor) = after {
+            condition(" AND (at, id) < (?", number(cursor.created_at));
+            condition(", ?)", text(&cursor.id.to_string()));
+        }
+        sql.push(' ');
+        sql.push_str(EVENTS_ORDER);
+        let rows: Vec<EventRow> = self.rows(&sql, &values).await?;
+        rows.into_iter().map(EventRow::into_event).collect()
     }
 
     async fn forget(

@@ -17,11 +17,17 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
 }
 
 const PATH: &str = "/api/v1/secret-scanning/github";
-const KEY_ID: &str = "e2e-secret-scanning-key";
+pub const KEY_ID: &str = "e2e-secret-scanning-key";
 
 /// Publishes the run's key list at the recording origin (once).
 pub fn publish_keys() {
     key_pair();
+}
+
+/// The private key (PKCS#8 PEM) whose public half the run published, for other tests that
+/// report leaks (the browser test signs with it in Node).
+pub fn private_key() -> &'static str {
+    &key_pair().1
 }
 
 /// (public key PEM, private key PEM) of the run, published once in the origin's key list.
@@ -129,17 +135,43 @@ fn a_signed_alert_revokes_a_live_key_at_once_and_labels_every_token() {
     let path = unique_path("after");
     assert_eq!(get(&tenant.name, &path, &[("X-Api-Key", key)]).status, 401);
     assert!(worker().origin.received(&path).is_empty());
+    let id = leaked["id"].as_str().unwrap();
+    assert_eq!(tenant.key(id)["isActive"], false);
+    // The audit log says who revoked it and where the key was found.
+    let recorded = get(
+        &tenant.name,
+        &format!("/api/v1/audit-events?keyId={id}&action=api_key.leaked"),
+        &tenant.admin_headers(),
+    )
+    .json();
+    assert_eq!(recorded.as_array().map(Vec::len), Some(1), "{recorded}");
     assert_eq!(
-        tenant.key(leaked["id"].as_str().unwrap())["isActive"],
-        false
+        (&recorded[0]["actor"], &recorded[0]["details"]),
+        (
+            &json!("secret-scanning:github"),
+            &json!({"url": url, "source": "content"})
+        )
     );
-    // Reported again, a revoked key is still ours.
+    // Reported again, a revoked key is still ours, and nothing more is recorded.
     let again = signed(
         json!([{"token": key, "type": "rally_api_key"}])
             .to_string()
             .as_bytes(),
     );
     assert_eq!(again.json()[0]["label"], "true_positive");
+    let all = get(
+        &tenant.name,
+        &format!("/api/v1/audit-events?keyId={id}"),
+        &tenant.admin_headers(),
+    )
+    .json();
+    let actions: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["api_key.leaked", "api_key.created"]);
 }
 
 fn unsigned_or_wrongly_signed_alerts_revoke_nothing_and_read_no_storage() {

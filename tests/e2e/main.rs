@@ -8,6 +8,7 @@
 mod harness;
 
 mod allowlist;
+mod audit;
 mod auth;
 mod bad_input;
 mod contract;
@@ -44,6 +45,7 @@ fn main() {
     trials.extend(contract::tests());
     trials.extend(settings::tests());
     trials.extend(migrations::tests());
+    trials.extend(audit::tests());
     let conclusion = libtest_mimic::run(&args, trials);
 
     // Last, when every other test has sent its traffic: no key, hash or token in any log.
@@ -65,13 +67,26 @@ fn main() {
             }
         },
     );
+    // Last too: no key, hash or token in any audit event any instance stored.
+    let audit_check = Trial::test(
+        "audit::no_key_hash_or_token_is_in_any_stored_audit_event",
+        || {
+            let (events, leaked) = harness::secrets_found_in_audit_events();
+            eprintln!("audit: {events} stored events checked");
+            if leaked.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{} secrets found in {events} audit events", leaked.len()).into())
+            }
+        },
+    );
     // Before the log check, which then also looks for every assertion the origin received.
     let assertions = Trial::test(
         "identity::every_keyed_request_the_origin_received_carried_a_verified_assertion",
         || identity::every_keyed_request_carried_a_verified_assertion().map_err(Into::into),
     );
     let assertions_conclusion = libtest_mimic::run(&args, vec![assertions]);
-    let final_conclusion = libtest_mimic::run(&args, vec![log_check]);
+    let final_conclusion = libtest_mimic::run(&args, vec![log_check, audit_check]);
     let failed = conclusion.has_failed()
         || assertions_conclusion.has_failed()
         || final_conclusion.has_failed();

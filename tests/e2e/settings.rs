@@ -150,6 +150,8 @@ fn the_settings_flow_works_in_chromium() {
         .arg(project_root().join("tests/browser/settings-page.mjs"))
         .args([worker().port.to_string(), tenant.name.clone()])
         .arg(&screenshot)
+        .env("LEAK_SIGNING_KEY_ID", crate::leaks::KEY_ID)
+        .env("LEAK_SIGNING_KEY", crate::leaks::private_key())
         .output()
         .expect("run the browser test with node");
     assert!(

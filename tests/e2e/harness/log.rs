@@ -1,7 +1,8 @@
-//! The Worker's log: one structured line per request, and the check that no secret reached it.
+//! The Worker's log: one structured line per request, and the check that no secret reached it,
+//! nor any audit event the Worker stored.
 
 use super::credentials::{remembered_secrets, sha256_hex, IDENTITY_PRIVATE_PARTS};
-use super::worker;
+use super::{instances, worker};
 use serde_json::Value;
 use std::fs;
 use std::path::Path;
@@ -44,6 +45,51 @@ pub fn secrets_found_in_logs(run_dir: &Path) -> Vec<String> {
             log.push_str(&fs::read_to_string(path).unwrap());
         }
     }
+    secrets_found_in(&log)
+}
+
+/// The same check against every audit event the run stored, in every instance whose D1 has the
+/// audit_events table: each row, every column, as wrangler prints it. Returns the number of
+/// events read, and the secrets found.
+pub fn secrets_found_in_audit_events() -> (usize, Vec<String>) {
+    let outputs: Vec<String> = std::thread::scope(|scope| {
+        let readers: Vec<_> = instances()
+            .iter()
+            .filter(|instance| instance.migrated)
+            .map(|instance| {
+                scope.spawn(move || {
+                    instance.wrangler(
+                        &[
+                            "d1",
+                            "execute",
+                            "DB",
+                            "--local",
+                            "--json",
+                            "--command",
+                            "SELECT * FROM audit_events",
+                        ],
+                        "read audit_events",
+                    )
+                })
+            })
+            .collect();
+        readers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let mut events = 0;
+    for output in &outputs {
+        let json: Value = serde_json::from_str(output)
+            .unwrap_or_else(|e| panic!("wrangler's --json output ({e}): {output}"));
+        events += json[0]["results"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no results in {output}"))
+            .len();
+    }
+    (events, secrets_found_in(&outputs.concat()))
+}
+
+/// Which of the run's secrets `text` holds: each as it is, its SHA-256 (a key's stored form)
+/// and, for a JWT, its signature alone.
+fn secrets_found_in(text: &str) -> Vec<String> {
     let mut leaked = Vec::new();
     let signing_keys = IDENTITY_PRIVATE_PARTS.iter().map(|d| d.to_string());
     for secret in remembered_secrets().into_iter().chain(signing_keys) {
@@ -54,7 +100,7 @@ pub fn secrets_found_in_logs(run_dir: &Path) -> Vec<String> {
         leaked.extend(
             forms
                 .into_iter()
-                .filter(|f| f.len() >= 16 && log.contains(f.as_str())),
+                .filter(|f| f.len() >= 16 && text.contains(f.as_str())),
         );
     }
     leaked

@@ -119,6 +119,16 @@ pub const INSTANCES: &[InstanceSpec] = &[
         upstream: Upstream::Recording,
         before_start: None,
     },
+    // audit.rs: a D1 with the keys' tables but no audit_events table, and one key in it, so
+    // that every change's batch fails at its event and must leave the key as it was.
+    InstanceSpec {
+        name: "no-audit-table",
+        config: Config::Root,
+        migrated: false,
+        vars: &[],
+        upstream: Upstream::Recording,
+        before_start: Some(crate::audit::prepare_d1_without_audit_table),
+    },
 ];
 
 /// The main instance and the recording origin.
@@ -156,6 +166,11 @@ pub fn instance(name: &str) -> &'static Instance {
             let names: Vec<_> = instances.iter().map(|i| i.name).collect();
             panic!("no instance {name:?} in harness::INSTANCES (there are {names:?})")
         })
+}
+
+/// Every running instance, in the order of [`INSTANCES`].
+pub fn instances() -> &'static [Instance] {
+    &started().instances
 }
 
 /// This run's directory under .e2e: instances' state and logs, and room for tests' own.

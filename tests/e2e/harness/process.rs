@@ -96,6 +96,8 @@ pub struct Instance {
     pub port: u16,
     pub persist: PathBuf,
     pub log_path: PathBuf,
+    /// Whether its D1 has every migration (and so the whole schema).
+    pub migrated: bool,
     /// A checked-in wrangler config, for instances that differ from wrangler.toml.
     config: Option<PathBuf>,
     /// Extra `--var NAME:VALUE` arguments.
@@ -123,6 +125,7 @@ impl Instance {
         instance.vars = spec.vars.iter().map(|v| v.to_string()).collect();
         if spec.migrated {
             instance.apply_migrations();
+            instance.migrated = true;
         }
         instance
     }
@@ -137,6 +140,7 @@ impl Instance {
             port: free_port(),
             log_path: dir.join(format!("worker-{name}.log")),
             persist,
+            migrated: false,
             config: None,
             vars: Vec::new(),
         }

@@ -17,7 +17,9 @@
 //! A denial is final: unknown, revoked and rotated-out secrets never become valid again.
 
 use crate::domain::{
-    cache_entry::{Admitted, CacheEntry, StoredSecret, GRANT_FRESH_MS, MANAGED_GRANT_FRESH_MS},
+    cache_entry::{
+        Admitted, CacheEntry, RefusedKey, StoredSecret, GRANT_FRESH_MS, MANAGED_GRANT_FRESH_MS,
+    },
     cursor::Cursor,
     key::{KeyHash, PlainKey},
     model::ApiKey,
@@ -122,7 +124,7 @@ impl Cached {
     /// The entry that decides, if any: a denial in the denied place first, then the first
     /// managed or filled entry that is still fresh. A grant past its freshness counts as absent.
     pub fn decide(&self, now: Millis) -> Option<&CacheEntry> {
-        if let Some(denial @ CacheEntry::Deny) = &self.denied {
+        if let Some(denial @ CacheEntry::Deny(_)) = &self.denied {
             return Some(denial);
         }
         [&self.managed, &self.filled]
@@ -153,7 +155,7 @@ impl CacheWrite {
     fn fill(hash: KeyHash, entry: CacheEntry) -> CacheWrite {
         let ttl_seconds = match entry {
             CacheEntry::Grant(_) => (GRANT_FRESH_MS / 1000) as u64,
-            CacheEntry::Deny => DENY_FILL_TTL_SECONDS,
+            CacheEntry::Deny(_) => DENY_FILL_TTL_SECONDS,
         };
         CacheWrite {
             place: Place::Filled,
@@ -168,7 +170,7 @@ impl CacheWrite {
     fn managed(hash: KeyHash, entry: CacheEntry) -> CacheWrite {
         let (place, ttl_seconds) = match entry {
             CacheEntry::Grant(_) => (Place::Managed, (MANAGED_GRANT_FRESH_MS / 1000) as u64),
-            CacheEntry::Deny => (Place::Denied, DENIED_TTL_SECONDS),
+            CacheEntry::Deny(_) => (Place::Denied, DENIED_TTL_SECONDS),
         };
         CacheWrite {
             place,
@@ -216,6 +218,9 @@ impl CacheOutcome {
 
 pub struct Validation {
     pub admitted: Option<Admitted>,
+    /// When not admitted: the key of the request's tenant that the secret belongs to, and why
+    /// it is refused, for the usage counts. Never part of the response.
+    pub refused: Option<RefusedKey>,
     pub cache: CacheOutcome,
     /// A cache fill for the caller to run off the response path.
     pub fill: Option<CacheWrite>,
@@ -239,6 +244,7 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
     ) -> Result<Validation, AppError> {
         let refused = |cache| Validation {
             admitted: None,
+            refused: None,
             cache,
             fill: None,
         };
@@ -249,7 +255,7 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
         let cached = self.cache.read(&hash).await;
         let (entry, cache, fill) = match cached.as_ref().map(|c| c.decide(now)) {
             Ok(Some(entry)) => {
-                let outcome = if *entry == CacheEntry::Deny {
+                let outcome = if entry.is_deny() {
                     CacheOutcome::Negative
                 } else {
                     CacheOutcome::Hit
@@ -270,8 +276,13 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
                 None,
             ),
         };
+        let admitted = entry.admit(tenant, now);
         Ok(Validation {
-            admitted: entry.admit(tenant, now),
+            refused: match admitted {
+                Some(_) => None,
+                None => entry.refused_key(tenant, now),
+            },
+            admitted,
             cache,
             fill,
         })

@@ -511,7 +511,8 @@ fn fills_never_write_the_denied_place() {
     cache.places.borrow_mut().clear();
     let validation = run(keys.validate(key.reveal(), &acme(), NOW + 1, false)).unwrap();
     let fill = validation.fill.unwrap();
-    assert_eq!((fill.place, fill.entry), (Place::Filled, CacheEntry::Deny));
+    assert_eq!(fill.place, Place::Filled);
+    assert!(fill.entry.is_deny());
     assert_eq!(fill.ttl_seconds, DENY_FILL_TTL_SECONDS);
 }
 
@@ -535,4 +536,64 @@ fn a_blocked_client_keeps_cached_grants_but_is_refused_any_d1_lookup() {
     let uncached = run(keys.validate(key.reveal(), &acme(), NOW, true)).unwrap();
     assert_eq!(uncached.cache, CacheOutcome::Blocked);
     assert_eq!(store.lookups.get(), 0);
+}
+
+#[test]
+fn a_refused_key_of_the_tenant_is_named_with_its_reason_and_an_unknown_or_foreign_one_is_not() {
+    use crate::domain::cache_entry::{DenyReason, RefusedKey};
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let refused = |key: &str, tenant: &Tenant, at| {
+        let validation = run(keys.validate(key, tenant, at, false)).unwrap();
+        if let Some(fill) = &validation.fill {
+            run(keys.cache.write(fill)).unwrap();
+        }
+        assert!(validation.refused.is_none() || validation.admitted.is_none());
+        validation.refused
+    };
+    let named = |id, reason| Some(RefusedKey { key_id: id, reason });
+    let globex = Tenant::parse("globex").unwrap();
+
+    let (revoked, revoked_key) = create(&keys, r#"{"name": "old"}"#, NOW);
+    run(keys.revoke(&acme(), revoked.id, NOW)).unwrap();
+    // From the management call's denial, then from D1 once the cache has lost it.
+    assert_eq!(
+        refused(revoked_key.reveal(), &acme(), NOW + 1),
+        named(revoked.id, DenyReason::Revoked)
+    );
+    cache.places.borrow_mut().clear();
+    assert_eq!(
+        refused(revoked_key.reveal(), &acme(), NOW + 2),
+        named(revoked.id, DenyReason::Revoked)
+    );
+    assert_eq!(refused(revoked_key.reveal(), &globex, NOW + 3), None);
+
+    let expiry = NOW + 3_600_000;
+    let (expiring, expiring_key) = create(
+        &keys,
+        &format!(
+            r#"{{"name": "temp", "expiresAt": "{}"}}"#,
+            crate::domain::time::to_rfc3339(expiry)
+        ),
+        NOW,
+    );
+    assert_eq!(refused(expiring_key.reveal(), &acme(), NOW), None);
+    assert_eq!(
+        refused(expiring_key.reveal(), &acme(), expiry),
+        named(expiring.id, DenyReason::Expired)
+    );
+
+    let (rotated, old) = create(&keys, r#"{"name": "rotated"}"#, NOW);
+    run(keys.rotate(&acme(), rotated.id, 0, NOW)).unwrap();
+    assert_eq!(
+        refused(old.reveal(), &acme(), NOW + 1),
+        named(rotated.id, DenyReason::RotatedOut)
+    );
+
+    let guess = "rk_live_00000000000000000000000000000000";
+    assert_eq!(refused(guess, &acme(), NOW), None);
+    assert_eq!(refused("rk_live_nothex", &acme(), NOW), None);
 }

@@ -19,6 +19,8 @@ pub enum Route<'a> {
     UpdateKey(&'a str),
     RevokeKey(&'a str),
     RotateKey(&'a str),
+    /// A key's usage report.
+    KeyUsage(&'a str),
     /// A file of the settings page, served by the assets binding.
     SettingsAsset,
     DevLogin,
@@ -100,6 +102,10 @@ pub fn route<'a>(method: &str, segments: &[&'a str]) -> Route<'a> {
             Post => Route::RotateKey(id),
             _ => not_allowed("POST"),
         },
+        ["api", "v1", "api-keys", id, "usage"] => match method {
+            Get => Route::KeyUsage(id),
+            _ => not_allowed("GET"),
+        },
         ["api", "v1", "api-keys", ..] => Route::OwnNotFound,
         ["settings", "dev-login"] => match method {
             Post => Route::DevLogin,
@@ -133,6 +139,7 @@ mod tests {
     fn every_own_path_answers_its_methods_and_refuses_the_rest_with_allow() {
         let key = format!("/api/v1/api-keys/{ID}");
         let rotate = format!("{key}/rotate");
+        let usage = format!("{key}/usage");
         // (path, the Allow it lists, each listed method with its route)
         type Row<'a> = (&'a str, &'static str, Vec<(&'static str, Route<'a>)>);
         let table: Vec<Row<'_>> = vec![
@@ -166,6 +173,7 @@ mod tests {
                 ],
             ),
             (&rotate, "POST", vec![("POST", Route::RotateKey(ID))]),
+            (&usage, "GET", vec![("GET", Route::KeyUsage(ID))]),
             (
                 "/settings/dev-login",
                 "POST",
@@ -208,6 +216,7 @@ mod tests {
         for path in [
             "/api/v1/api-keys/x/y",
             &format!("/api/v1/api-keys/{ID}/rotate/again"),
+            &format!("/api/v1/api-keys/{ID}/usage/x"),
             &format!("/api/v1/api-keys/{ID}/other"),
         ] {
             assert_eq!(at("GET", path), Route::OwnNotFound, "{path}");

@@ -1,7 +1,8 @@
 //! The use cases: create, list, read, change, revoke and rotate keys, and validate a presented
 //! key. Written against two traits so that the logic (cache fence, grace windows, negative
-//! cache, lastUsed throttling) is tested natively with in-memory fakes; `store::d1` and
-//! `cache::kv` implement them on the real bindings.
+//! cache) is tested natively with in-memory fakes; `store::d1` and `cache::kv` implement them on
+//! the real bindings. Usage counting is not here: it never touches D1 on a request's path
+//! (`domain::usage`, and the queue's consumer in `usage_queue`).
 //!
 //! Cache design (README, "Cache"). An entry for a secret can live in three places, and a reader
 //! takes the first live one in this order:
@@ -95,13 +96,6 @@ pub trait KeyStore {
         id: Uuid,
     ) -> Result<Vec<(KeyHash, StoredSecret)>, StorageError>;
     async fn find_secret(&self, hash: &KeyHash) -> Result<Option<StoredSecret>, StorageError>;
-    /// Sets lastUsedAt unless it was set less than a minute before `now`.
-    async fn touch_last_used(
-        &self,
-        tenant: &Tenant,
-        id: Uuid,
-        now: Millis,
-    ) -> Result<(), StorageError>;
 }
 
 /// The three places of an entry, in the order readers consult them.
@@ -440,32 +434,6 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
             secrets = after;
         }
         Err(AppError::PropagationFailed)
-    }
-}
-
-/// Decides in the isolate whether lastUsedAt is due a write, so that a burst of requests costs
-/// at most one D1 write per key per minute per isolate; the SQL condition then makes it at most
-/// one per minute overall.
-#[derive(Default)]
-pub struct LastUsedThrottle {
-    written: std::collections::HashMap<Uuid, Millis>,
-}
-
-pub const LAST_USED_INTERVAL_MS: Millis = 60_000;
-
-impl LastUsedThrottle {
-    pub fn due(&mut self, id: Uuid, now: Millis) -> bool {
-        if self.written.len() > 10_000 {
-            self.written
-                .retain(|_, at| now - *at < LAST_USED_INTERVAL_MS);
-        }
-        match self.written.get(&id) {
-            Some(at) if now - at < LAST_USED_INTERVAL_MS => false,
-            _ => {
-                self.written.insert(id, now);
-                true
-            }
-        }
     }
 }
 

@@ -14,3 +14,4 @@ pub mod scopes;
 pub mod session;
 pub mod tenant;
 pub mod time;
+pub mod usage;

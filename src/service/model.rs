@@ -26,7 +26,7 @@
 //!
 //! Left out: KV as seen from other locations (one location, whose reads see its own writes at
 //! once; elsewhere KV lags by up to a minute), whether a narrowed scope applies at once (only
-//! admissions are checked, not their scopes), creation racing anything, listing and lastUsedAt.
+//! admissions are checked, not their scopes), creation racing anything, listing, and usage counting.
 //! A validation's storage steps happen within `VALIDATION_MAX_MS` of its `now`, as a request's
 //! do; management calls and fills may be delayed without bound.
 //!
@@ -783,17 +783,6 @@ impl KeyStore for FakeD1<'_> {
             )
         });
         Ok(found)
-    }
-
-    async fn touch_last_used(
-        &self,
-        tenant: &Tenant,
-        id: Uuid,
-        now: Millis,
-    ) -> Result<(), StorageError> {
-        let fault = self.begin("touch_last_used", true).await?;
-        self.with_key(tenant, id, |k| k.last_used_at = Some(now));
-        self.answer("touch_last_used", fault, ())
     }
 }
 

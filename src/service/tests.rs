@@ -179,21 +179,6 @@ impl KeyStore for MemStore {
             .find(|s| &s.2 == hash)
             .map(|s| self.secret(s)))
     }
-    async fn touch_last_used(
-        &self,
-        tenant: &Tenant,
-        id: Uuid,
-        now: Millis,
-    ) -> Result<(), StorageError> {
-        self.with_key(tenant, id, |k| {
-            if k.last_used_at
-                .is_none_or(|at| now - at >= LAST_USED_INTERVAL_MS)
-            {
-                k.last_used_at = Some(now)
-            }
-        });
-        Ok(())
-    }
 }
 
 #[derive(Default)]
@@ -423,15 +408,6 @@ fn list_pages_newest_first_with_no_overlap_and_no_gap() {
         .collect();
     expected.sort_by(|a, b| b.cmp(a));
     assert_eq!(seen, expected);
-}
-
-#[test]
-fn last_used_is_due_once_a_minute_per_key() {
-    let mut throttle = LastUsedThrottle::default();
-    let (a, b) = (Uuid::from_bytes([1; 16]), Uuid::from_bytes([2; 16]));
-    assert!(throttle.due(a, NOW) && throttle.due(b, NOW));
-    assert!(!throttle.due(a, NOW + 59_999));
-    assert!(throttle.due(a, NOW + 60_000));
 }
 
 #[test]

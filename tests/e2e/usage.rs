@@ -7,6 +7,7 @@ use crate::harness::*;
 use crate::trials;
 use serde_json::{json, Value};
 use std::fs;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub fn tests() -> Vec<libtest_mimic::Trial> {
@@ -19,6 +20,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         another_tenants_or_an_unknown_key_has_no_usage_report,
         a_request_is_unaffected_when_its_usage_cannot_be_sent,
         the_daily_clean_up_removes_usage_older_than_90_days,
+        the_settings_page_charts_a_keys_usage_in_chromium,
     )
 }
 
@@ -464,4 +466,25 @@ fn the_daily_clean_up_removes_usage_older_than_90_days() {
         (&json!(0), &json!(0)),
         "a second run finds nothing more"
     );
+}
+
+/// tests/browser/usage-chart.mjs: the sparkline and the usage dialog show real counts, and each
+/// bar shows exactly the counts a fixed report gives it. Saves `.e2e/usage-chart.png` (the
+/// README's docs/usage-chart.png is a copy).
+fn the_settings_page_charts_a_keys_usage_in_chromium() {
+    let tenant = TestTenant::new("usage-chart");
+    let screenshot = project_root().join(".e2e/usage-chart.png");
+    let output = Command::new(project_root().join("node_modules/.bin/node"))
+        .arg(project_root().join("tests/browser/usage-chart.mjs"))
+        .args([worker().port.to_string(), tenant.name.clone()])
+        .arg(&screenshot)
+        .output()
+        .expect("run the browser test with node");
+    assert!(
+        output.status.success(),
+        "browser test failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(screenshot.exists());
 }

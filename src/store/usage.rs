@@ -1,9 +1,9 @@
 //! Usage on D1: the queue consumer's writes, the usage report's reads, and the cron's removal of
-//! old rows. The consumer writes a whole queue batch with a fixed number of statements, however
-//! many messages and keys it holds: each statement takes its rows as one JSON array parameter,
-//! read by `json_each` (D1 binds at most 100 parameters a statement, far fewer than a batch has
-//! values). Rows of the consumer's statements carry their own tenant; the cron's statements
-//! remove rows of every tenant by age alone.
+//! old rows. The consumer writes a whole queue batch with three statements however many keys it
+//! holds (more only past 4,000 rows a table): each statement takes its rows as one JSON array
+//! parameter, read by `json_each` (D1 binds at most 100 parameters a statement, far fewer than a
+//! batch has values). Rows of the consumer's statements carry their own tenant; the cron's
+//! statements remove rows of every tenant by age alone.
 
 use super::d1::{number, storage_error, text, D1Store};
 use crate::domain::{
@@ -76,6 +76,10 @@ const PRUNE_HOURS: &str = "DELETE FROM api_key_usage WHERE (tenant, key_id, hour
 const PRUNE_MESSAGES: &str = "DELETE FROM usage_messages WHERE id IN \
      (SELECT id FROM usage_messages WHERE received_at < ?1 LIMIT ?2)";
 const PRUNE_SLICE: u32 = 10_000;
+/// D1 takes a bound value of at most 2 MB. A row is at most about 230 bytes of JSON, so a
+/// statement takes at most this many (under 1 MB); a queue batch of 100 full messages (50,000
+/// rows) becomes 13 statements a table, still in one D1 batch.
+const ROWS_PER_STATEMENT: usize = 4_000;
 /// At most this many slices a table a run: a million rows, far more than a day brings.
 const PRUNE_SLICES: u32 = 100;
 
@@ -130,11 +134,11 @@ impl D1Store {
         now: Millis,
     ) -> Result<Written, StorageError> {
         let mut statements = vec![self.statement(MARK_COUNTED, &[json(&ids)?, number(now)])?];
-        if !fold.counts.is_empty() {
-            statements.push(self.statement(ADD_COUNTS, &[json(&fold.counts)?])?);
+        for rows in fold.counts.chunks(ROWS_PER_STATEMENT) {
+            statements.push(self.statement(ADD_COUNTS, &[json(&rows)?])?);
         }
-        if !fold.last.is_empty() {
-            statements.push(self.statement(MOVE_LAST_USED, &[json(&fold.last)?])?);
+        for rows in fold.last.chunks(ROWS_PER_STATEMENT) {
+            statements.push(self.statement(MOVE_LAST_USED, &[json(&rows)?])?);
         }
         let count = statements.len();
         let results = self

@@ -14,8 +14,10 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_at   INTEGER,                       -- NULL: not revoked; final once set
     created_at   INTEGER NOT NULL,
     created_by   TEXT,
-    allowed_ips  TEXT                           -- NULL: any client address; else canonical CIDR
+    allowed_ips  TEXT,                          -- NULL: any client address; else canonical CIDR
                                                 -- blocks, comma-separated
+    last_used_ip      TEXT,                     -- with last_used_at; canonical text
+    last_used_country TEXT                      -- request.cf.country, e.g. DE
 );
 
 -- The list, newest first, and its cursor: WHERE tenant = ? [AND (created_at, id) < (?, ?)]
@@ -55,3 +57,31 @@ CREATE INDEX IF NOT EXISTS audit_events_by_tenant_at ON audit_events (tenant, at
 CREATE INDEX IF NOT EXISTS audit_events_by_key_at ON audit_events (tenant, key_id, at DESC, id DESC);
 -- One action's events, newest first: the settings page asks for the tenant's leaks.
 CREATE INDEX IF NOT EXISTS audit_events_by_action_at ON audit_events (tenant, action, at DESC, id DESC);
+-- Usage per key: one row per key and UTC hour that saw a request, written by the usage queue's
+-- consumer (one D1 batch per queue batch); rows older than 90 days are removed by the daily
+-- Cron Trigger. The report reads one key's range:
+-- WHERE tenant = ? AND key_id = ? AND hour_start >= ? AND hour_start < ? (the primary key).
+CREATE TABLE IF NOT EXISTS api_key_usage (
+    tenant     TEXT    NOT NULL,
+    key_id     TEXT    NOT NULL,
+    hour_start INTEGER NOT NULL,             -- milliseconds, a whole UTC hour
+    allowed    INTEGER NOT NULL DEFAULT 0,
+    forbidden  INTEGER NOT NULL DEFAULT 0,   -- the key lacked the scope
+    ip_denied  INTEGER NOT NULL DEFAULT 0,   -- the client was outside the key's allow-list
+    revoked    INTEGER NOT NULL DEFAULT 0,
+    expired    INTEGER NOT NULL DEFAULT 0,   -- past expiresAt, or a secret a rotation ended
+    PRIMARY KEY (tenant, key_id, hour_start)
+) WITHOUT ROWID;
+
+-- The cron's removal of rows past the retention: WHERE hour_start < ?.
+CREATE INDEX IF NOT EXISTS api_key_usage_by_hour ON api_key_usage (hour_start);
+
+-- Queue messages already counted, so that a message delivered again is not counted twice;
+-- the cron removes ids older than 4 days.
+CREATE TABLE IF NOT EXISTS usage_messages (
+    id          TEXT    NOT NULL PRIMARY KEY,  -- the Queues message id
+    received_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- The cron's removal: WHERE received_at < ?.
+CREATE INDEX IF NOT EXISTS usage_messages_by_time ON usage_messages (received_at);

@@ -55,12 +55,21 @@ export const compatibilityDate = projectDate < supportedCompatibilityDate ? proj
 export const identitySigningKey = readFileSync(`${root}.dev.vars.example`, "utf8")
   .match(/^IDENTITY_SIGNING_KEY='(.+)'$/m)[1];
 
+/// The usage queue of wrangler.toml, produced and consumed by the same Worker.
+export const USAGE_QUEUE = "rally-edge-keys-usage";
+
 /// Starts a module Worker in workerd with the project's bindings. `scriptPath` defaults to the
 /// release build; `tree` is the checkout whose migrations/ (or, in a tree older than migrations,
 /// schema.sql) build its D1; `rateLimit` adds the failed-authentication limiter of wrangler.toml;
-/// `inspect` opens V8's inspector on a loopback port (for bench/profile.mjs). `startMs` in the
-/// answer is the time from here to workerd answering, the Worker's modules compiled.
-export async function startWorker({ originUrl, jwtSecret, scriptPath = `${root}build/index.js`, tree = root, rateLimit = true, inspect = false }) {
+/// `inspect` opens V8's inspector on a loopback port (for bench/profile.mjs); `usageQueue` (the
+/// release build's default) adds wrangler.toml's usage queue, produced and consumed by the
+/// Worker; `onLogLine` gets each line the Worker logs, which are otherwise dropped; `vars` adds
+/// vars. `startMs` in the answer is the time from here to workerd answering, the Worker's modules
+/// compiled.
+export async function startWorker({
+  originUrl, jwtSecret, scriptPath = `${root}build/index.js`, tree = root, rateLimit = true, inspect = false,
+  usageQueue = scriptPath === `${root}build/index.js`, onLogLine, vars = {},
+}) {
   const started = performance.now();
   const mf = new Miniflare({
     host: "127.0.0.1",
@@ -68,8 +77,18 @@ export async function startWorker({ originUrl, jwtSecret, scriptPath = `${root}b
     ...(inspect ? { inspectorPort: 0, inspectorHost: "127.0.0.1" } : {}),
     // The Worker's one log line per request would drown the output and cost CPU to print.
     handleRuntimeStdio(stdout, stderr) {
-      stdout.resume();
-      stderr.resume();
+      for (const stream of [stdout, stderr]) {
+        if (!onLogLine) {
+          stream.resume();
+          continue;
+        }
+        let rest = "";
+        stream.on("data", (chunk) => {
+          const lines = (rest + chunk).split("\n");
+          rest = lines.pop();
+          lines.forEach(onLogLine);
+        });
+      }
     },
     workers: [{
       name: "rally-edge-keys",
@@ -84,7 +103,11 @@ export async function startWorker({ originUrl, jwtSecret, scriptPath = `${root}b
       d1Databases: ["DB"],
       kvNamespaces: ["API_KEY_CACHE"],
       ratelimits: rateLimit ? { AUTH_FAILURE_LIMITER: { namespace_id: "1001", simple: { limit: 20, period: 60 } } } : {},
-      bindings: { ROOT_DOMAIN: "rallycrm.io", ORIGIN_URL: originUrl, JWT_SECRET: jwtSecret, IDENTITY_SIGNING_KEY: identitySigningKey },
+      ...(usageQueue ? {
+        queueProducers: { USAGE_QUEUE: USAGE_QUEUE },
+        queueConsumers: { [USAGE_QUEUE]: { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 3 } },
+      } : {}),
+      bindings: { ROOT_DOMAIN: "rallycrm.io", ORIGIN_URL: originUrl, JWT_SECRET: jwtSecret, IDENTITY_SIGNING_KEY: identitySigningKey, ...vars },
     }],
   });
   const before = workerdChildren();

@@ -1,28 +1,41 @@
 //! The isolate's configuration and bindings, read once, and the narrow per-request context that
 //! handlers get: the tenant, the clock, the caller's address, the log, and typed access to the
-//! bindings. No handler looks a binding or var up by name.
+//! bindings. No handler looks a binding or var up by name. It also counts the request's usage,
+//! once its outcome is known.
 
 use crate::cache::kv::{KvCache, KvNamespace};
 use crate::config::{names, Config, Secret};
 use crate::domain::identity::{self, Assertion};
+use crate::domain::usage::{Flush, Outcome, Use};
 use crate::domain::{cache_entry::Admitted, tenant::Tenant, time::Millis};
 use crate::error::AppError;
 use crate::log::RequestLog;
 use crate::rate_limit;
-use crate::service::{CacheOutcome, KeyCache, KeyStore, Keys, LastUsedThrottle};
+use crate::service::{CacheOutcome, KeyCache, Keys};
 use crate::signer;
 use crate::store::d1::D1Store;
-use std::cell::{OnceCell, RefCell};
+use crate::usage_queue;
+use std::cell::{Cell, OnceCell};
 use std::future::Future;
 use std::rc::Rc;
+use uuid::Uuid;
 use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::{js_sys, Context, D1Database, Env, Fetcher, RateLimiter};
+use worker::{js_sys, web_sys, Context, D1Database, Env, Fetcher, Queue, RateLimiter};
 
 thread_local! {
     /// The runtime's `env` lives as long as the isolate, so what is read from it is too.
     static ISOLATE: OnceCell<Rc<Isolate>> = const { OnceCell::new() };
-    /// Lives as long as the isolate: the lastUsedAt writes this isolate made recently.
-    static LAST_USED: RefCell<LastUsedThrottle> = RefCell::new(LastUsedThrottle::default());
+}
+
+/// `request.cf.country`: the `cf` object is read only when asked for, since building it costs.
+fn cf_country(request: &web_sys::Request) -> Option<String> {
+    let cf = js_sys::Reflect::get(request, &JsValue::from_str("cf")).ok()?;
+    if !cf.is_object() {
+        return None;
+    }
+    js_sys::Reflect::get(&cf, &JsValue::from_str("country"))
+        .ok()?
+        .as_string()
 }
 
 /// What the isolate reads from `env` once: the parsed configuration and the bindings, each of
@@ -33,6 +46,7 @@ pub struct Isolate {
     cache: Option<KvNamespace>,
     limiter: Option<JsValue>,
     assets: Option<JsValue>,
+    usage_queue: Option<JsValue>,
 }
 
 impl Isolate {
@@ -57,6 +71,7 @@ impl Isolate {
             cache: binding(names::API_KEY_CACHE).map(JsCast::unchecked_into),
             limiter: binding(names::AUTH_FAILURE_LIMITER),
             assets: binding(names::ASSETS),
+            usage_queue: binding(names::USAGE_QUEUE),
         }
     }
 
@@ -71,6 +86,11 @@ impl Isolate {
 
     pub fn limiter(&self) -> Option<RateLimiter> {
         self.limiter.clone().map(JsCast::unchecked_into)
+    }
+
+    /// None when the binding is missing: usage is then dropped, and the drop logged.
+    pub fn usage_queue(&self) -> Option<Queue> {
+        self.usage_queue.clone().map(JsCast::unchecked_into)
     }
 }
 
@@ -87,9 +107,14 @@ pub struct App<'a> {
     /// Made on first use: the gateway's cache hits never need D1.
     store: OnceCell<Option<D1Store>>,
     cache: KvCache,
+    /// The runtime's request, for `cf.country`, read only if the request is counted as a use.
+    request: web_sys::Request,
+    /// The key of the Host's tenant that this request presented, and its outcome so far.
+    counted: Cell<Option<(Uuid, Outcome)>>,
 }
 
 impl<'a> App<'a> {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         isolate: Rc<Isolate>,
         ctx: &'a Context,
@@ -98,6 +123,7 @@ impl<'a> App<'a> {
         now: Millis,
         client: Option<String>,
         log: &'a RequestLog,
+        request: web_sys::Request,
     ) -> App<'a> {
         App {
             cache: isolate.cache(),
@@ -109,6 +135,8 @@ impl<'a> App<'a> {
             client,
             log,
             store: OnceCell::new(),
+            request,
+            counted: Cell::new(None),
         }
     }
 
@@ -135,15 +163,17 @@ impl<'a> App<'a> {
 
     pub fn keys(&self) -> Result<Keys<'_, D1Store, KvCache>, AppError> {
         // A missing KV binding is not fatal: the cache then fails every call and D1 answers.
-        let store = self
-            .store
-            .get_or_init(|| self.isolate.store())
-            .as_ref()
-            .ok_or_else(|| AppError::Unavailable(format!("binding {} is missing", names::DB)))?;
         Ok(Keys {
-            store,
+            store: self.store()?,
             cache: &self.cache,
         })
+    }
+
+    pub fn store(&self) -> Result<&D1Store, AppError> {
+        self.store
+            .get_or_init(|| self.isolate.store())
+            .as_ref()
+            .ok_or_else(|| AppError::Unavailable(format!("binding {} is missing", names::DB)))
     }
 
     pub fn jwt_secret(&self) -> Result<&Secret, AppError> {
@@ -196,10 +226,11 @@ impl<'a> App<'a> {
         self.ctx.wait_until(work);
     }
 
-    /// Validates an `X-Api-Key` value. Schedules the cache fill and the lastUsedAt write off
-    /// the response path. Every refusal of the key is the same 401; a valid key used from
-    /// outside its allow-list is 403 `ip_not_allowed`, before any scope is looked at, so that
-    /// every use of a key (the gateway and the management API alike) passes this one check.
+    /// Validates an `X-Api-Key` value. Schedules the cache fill off the response path, and
+    /// notes the key of this tenant it names for the usage counts. Every refusal of the key is
+    /// the same 401; a valid key used from outside its allow-list is 403 `ip_not_allowed`,
+    /// before any scope is looked at, so that every use of a key (the gateway and the
+    /// management API alike) passes this one check.
     pub async fn validate_key(&self, presented: &str) -> Result<Admitted, AppError> {
         let blocked = self.refuse_blocked_client().err();
         let validation = self
@@ -221,26 +252,58 @@ impl<'a> App<'a> {
                 }
             });
         }
+        if let Some(refused) = validation.refused {
+            self.counted
+                .set(Some((refused.key_id, Outcome::from(refused.reason))));
+        }
         let admitted = validation.admitted.ok_or(AppError::Unauthorized)?;
         self.log.set_key(admitted.key_id);
+        self.counted.set(Some((admitted.key_id, Outcome::Allowed)));
         if !admitted.admits_client(self.client.as_deref()) {
             return Err(AppError::IpNotAllowed);
         }
-        if LAST_USED.with(|t| t.borrow_mut().due(admitted.key_id, self.now)) {
-            self.log.set_last_used_write();
-            let (isolate, tenant, now) = (self.isolate.clone(), self.tenant.clone(), self.now);
-            self.after_response(async move {
-                if let Some(store) = isolate.store() {
-                    if let Err(e) = store.touch_last_used(&tenant, admitted.key_id, now).await {
-                        worker::console_error!(
-                            "{{\"event\":\"last_used_failed\",\"detail\":{:?}}}",
-                            e.0
-                        );
-                    }
-                }
-            });
-        }
         Ok(admitted)
+    }
+
+    /// Counts the request for the key of this tenant it presented, if any, with its outcome:
+    /// a key that passed validation is `allowed` unless the request was then refused for its
+    /// scope (or for the key's allow-list, `ipDenied`). The count joins the isolate's buffer;
+    /// sending it is scheduled off the response path (`usage_queue`). Never fails the request.
+    pub fn record_usage<T>(&self, result: &Result<T, AppError>) {
+        let Some((key_id, outcome)) = self.counted.get() else {
+            return;
+        };
+        let outcome = match (outcome, result) {
+            (Outcome::Allowed, Err(AppError::Forbidden(_))) => Outcome::Forbidden,
+            (Outcome::Allowed, Err(AppError::IpNotAllowed)) => Outcome::IpDenied,
+            (outcome, _) => outcome,
+        };
+        let country = outcome
+            .uses_the_key()
+            .then(|| cf_country(&self.request))
+            .flatten();
+        let usage = Use {
+            key_id,
+            tenant: self.tenant.as_str(),
+            outcome,
+            at: self.now,
+            client: self.client.as_deref(),
+            country: country.as_deref(),
+        };
+        let flush = usage_queue::record(usage);
+        let isolate = self.isolate.clone();
+        let send = match flush {
+            Flush::Pending => None,
+            Flush::After(delay) => {
+                self.after_response(usage_queue::send_after(isolate, delay));
+                Some("scheduled")
+            }
+            Flush::Now => {
+                self.after_response(usage_queue::send_now(isolate));
+                Some("now")
+            }
+        };
+        self.log.set_usage(outcome.as_str(), send);
     }
 
     /// 429 for a client that failed authentication on this tenant too often. Keys consult it

@@ -14,6 +14,8 @@ pub mod names {
     pub const API_KEY_CACHE: &str = "API_KEY_CACHE";
     /// Rate Limiting: failed authentication per client IP.
     pub const AUTH_FAILURE_LIMITER: &str = "AUTH_FAILURE_LIMITER";
+    /// Queue producer: usage counts, consumed by this same Worker.
+    pub const USAGE_QUEUE: &str = "USAGE_QUEUE";
     /// Static assets: the settings page.
     pub const ASSETS: &str = "ASSETS";
     /// Var: the zone whose subdomains are tenants.

@@ -1,7 +1,7 @@
 //! One error type for the whole service, rendered to the JSON error body in exactly one place.
 //! Internal details are kept for the log and never reach a response body.
 
-use crate::domain::request_body::BodyError;
+use crate::domain::{request_body::BodyError, usage::InvalidQuery};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +46,15 @@ impl From<BodyError> for AppError {
             BodyError::InvalidJson(why) => AppError::InvalidJson(why),
             BodyError::UnknownField(name) => AppError::UnknownField(name),
             BodyError::Invalid { field, message } => AppError::Validation { field, message },
+        }
+    }
+}
+
+impl From<InvalidQuery> for AppError {
+    fn from(error: InvalidQuery) -> AppError {
+        AppError::Validation {
+            field: Some(error.field),
+            message: error.message,
         }
     }
 }

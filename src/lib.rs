@@ -26,13 +26,17 @@ mod routes;
 mod signer;
 #[cfg(target_arch = "wasm32")]
 mod store;
+#[cfg(target_arch = "wasm32")]
+mod usage_queue;
 
 #[cfg(target_arch = "wasm32")]
 mod entry {
     use crate::app::{App, Isolate};
     use crate::{domain::tenant::Tenant, error::AppError, http, log::RequestLog};
-    use crate::{query::split_url, route, routes};
+    use crate::{query::split_url, route, routes, usage_queue};
+    use worker::wasm_bindgen::JsValue;
     use worker::{console_log, event, web_sys, Context, Date, Env, Result};
+    use worker::{MessageBatch, ScheduleContext, ScheduledEvent};
 
     /// Host → tenant → route, then the one place that turns errors into responses and logs.
     /// It takes the runtime's request as it is: the gateway, the hot path, needs nothing more.
@@ -70,9 +74,12 @@ mod entry {
                     now,
                     header("CF-Connecting-IP"),
                     &log,
+                    // The handle, not `Request.clone()` (which would tee the body).
+                    Clone::clone(&req),
                 );
                 let result = routes::handle(req, &url, &app).await;
                 app.record_counters();
+                app.record_usage(&result);
                 match result {
                     Err(AppError::Unauthorized) => Err(app.count_auth_failure().await),
                     other => other,
@@ -94,6 +101,22 @@ mod entry {
         headers.set("X-Content-Type-Options", "nosniff")?;
         console_log!("{}", log.to_json(clock().saturating_sub(started)));
         Ok(response)
+    }
+
+    /// The usage queue's consumer: this Worker consumes what its isolates send (`usage_queue`).
+    #[event(queue)]
+    async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<()> {
+        // An error here would fail the whole batch without a word; the consumer logs its own
+        // failures and hands the batch back to the queue itself.
+        usage_queue::consume(&Isolate::get(&env), batch, clock() as i64).await;
+        Ok(())
+    }
+
+    /// The daily Cron Trigger (wrangler.toml `[triggers]`): removes usage past its retention,
+    /// as of the trigger's scheduled time.
+    #[event(scheduled)]
+    async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+        usage_queue::prune(&Isolate::get(&env), event.schedule() as i64).await;
     }
 
     /// The one place that reads the clock (clippy.toml bans it elsewhere): everything below

@@ -20,7 +20,10 @@ struct Line {
     cache: Option<&'static str>,
     d1_queries: u32,
     kv_reads: u32,
-    last_used_write: bool,
+    /// The outcome this request was counted as, for a key of the Host's tenant.
+    usage: Option<&'static str>,
+    /// `scheduled` or `now` when this request set off its isolate's next usage send.
+    usage_send: Option<&'static str>,
     detail: Option<String>,
     ms: u64,
 }
@@ -53,8 +56,9 @@ impl RequestLog {
         let mut line = self.0.borrow_mut();
         (line.d1_queries, line.kv_reads) = (d1_queries, kv_reads);
     }
-    pub fn set_last_used_write(&self) {
-        self.0.borrow_mut().last_used_write = true;
+    pub fn set_usage(&self, outcome: &'static str, send: Option<&'static str>) {
+        let mut line = self.0.borrow_mut();
+        (line.usage, line.usage_send) = (Some(outcome), send);
     }
     pub fn set_outcome(&self, status: u16, outcome: &str, detail: Option<&str>) {
         let mut line = self.0.borrow_mut();

@@ -21,6 +21,8 @@ pub enum Route<'a> {
     RotateKey(&'a str),
     /// The audit log, filtered by the query.
     AuditEvents,
+    /// A key's usage report.
+    KeyUsage(&'a str),
     /// A file of the settings page, served by the assets binding.
     SettingsAsset,
     DevLogin,
@@ -110,6 +112,10 @@ pub fn route<'a>(method: &str, segments: &[&'a str]) -> Route<'a> {
             Post => Route::RotateKey(id),
             _ => not_allowed("POST"),
         },
+        ["api", "v1", "api-keys", id, "usage"] => match method {
+            Get => Route::KeyUsage(id),
+            _ => not_allowed("GET"),
+        },
         ["api", "v1", "api-keys", ..] => Route::OwnNotFound,
         ["api", "v1", "secret-scanning", "github"] => match method {
             Post => Route::SecretScanningGithub,
@@ -153,6 +159,7 @@ mod tests {
     fn every_own_path_answers_its_methods_and_refuses_the_rest_with_allow() {
         let key = format!("/api/v1/api-keys/{ID}");
         let rotate = format!("{key}/rotate");
+        let usage = format!("{key}/usage");
         // (path, the Allow it lists, each listed method with its route)
         type Row<'a> = (&'a str, &'static str, Vec<(&'static str, Route<'a>)>);
         let table: Vec<Row<'_>> = vec![
@@ -186,6 +193,7 @@ mod tests {
                 ],
             ),
             (&rotate, "POST", vec![("POST", Route::RotateKey(ID))]),
+            (&usage, "GET", vec![("GET", Route::KeyUsage(ID))]),
             (
                 "/api/v1/audit-events",
                 "GET",
@@ -234,6 +242,7 @@ mod tests {
             "/api/v1/api-keys/x/y",
             "/api/v1/secret-scanning/gitlab",
             &format!("/api/v1/api-keys/{ID}/rotate/again"),
+            &format!("/api/v1/api-keys/{ID}/usage/x"),
             &format!("/api/v1/api-keys/{ID}/other"),
             "/api/v1/audit-events/",
             &format!("/api/v1/audit-events/{ID}"),

@@ -1,7 +1,8 @@
 //! The use cases: create, list, read, change, revoke and rotate keys, read the audit log, and
 //! validate a presented key. Written against two traits so that the logic (cache fence, grace
-//! windows, negative cache, lastUsed throttling) is tested natively with in-memory fakes;
-//! `store::d1` and `cache::kv` implement them on the real bindings.
+//! windows, negative cache) is tested natively with in-memory fakes; `store::d1` and `cache::kv`
+//! implement them on the real bindings. Usage counting is not here: it never touches D1 on a
+//! request's path (`domain::usage`, and the queue's consumer in `usage_queue`).
 //!
 //! Cache design (README, "Cache"). An entry for a secret can live in three places, and a reader
 //! takes the first live one in this order:
@@ -23,7 +24,9 @@
 
 use crate::domain::{
     audit::{self, Actor, AuditAction, AuditEvent, Details, EventFilter},
-    cache_entry::{Admitted, CacheEntry, StoredSecret, GRANT_FRESH_MS, MANAGED_GRANT_FRESH_MS},
+    cache_entry::{
+        Admitted, CacheEntry, RefusedKey, StoredSecret, GRANT_FRESH_MS, MANAGED_GRANT_FRESH_MS,
+    },
     cursor::Cursor,
     key::{KeyHash, PlainKey},
     model::ApiKey,
@@ -134,13 +137,6 @@ pub trait KeyStore {
         }
         Ok(found)
     }
-    /// Sets lastUsedAt unless it was set less than a minute before `now`.
-    async fn touch_last_used(
-        &self,
-        tenant: &Tenant,
-        id: Uuid,
-        now: Millis,
-    ) -> Result<(), StorageError>;
 }
 
 /// The three places of an entry, in the order readers consult them.
@@ -163,7 +159,7 @@ impl Cached {
     /// The entry that decides, if any: a denial in the denied place first, then the first
     /// managed or filled entry that is still fresh. A grant past its freshness counts as absent.
     pub fn decide(&self, now: Millis) -> Option<&CacheEntry> {
-        if let Some(denial @ CacheEntry::Deny) = &self.denied {
+        if let Some(denial @ CacheEntry::Deny(_)) = &self.denied {
             return Some(denial);
         }
         [&self.managed, &self.filled]
@@ -194,7 +190,7 @@ impl CacheWrite {
     fn fill(hash: KeyHash, entry: CacheEntry) -> CacheWrite {
         let ttl_seconds = match entry {
             CacheEntry::Grant(_) => (GRANT_FRESH_MS / 1000) as u64,
-            CacheEntry::Deny => DENY_FILL_TTL_SECONDS,
+            CacheEntry::Deny(_) => DENY_FILL_TTL_SECONDS,
         };
         CacheWrite {
             place: Place::Filled,
@@ -209,7 +205,7 @@ impl CacheWrite {
     fn managed(hash: KeyHash, entry: CacheEntry) -> CacheWrite {
         let (place, ttl_seconds) = match entry {
             CacheEntry::Grant(_) => (Place::Managed, (MANAGED_GRANT_FRESH_MS / 1000) as u64),
-            CacheEntry::Deny => (Place::Denied, DENIED_TTL_SECONDS),
+            CacheEntry::Deny(_) => (Place::Denied, DENIED_TTL_SECONDS),
         };
         CacheWrite {
             place,
@@ -257,6 +253,9 @@ impl CacheOutcome {
 
 pub struct Validation {
     pub admitted: Option<Admitted>,
+    /// When not admitted: the key of the request's tenant that the secret belongs to, and why
+    /// it is refused, for the usage counts. Never part of the response.
+    pub refused: Option<RefusedKey>,
     pub cache: CacheOutcome,
     /// A cache fill for the caller to run off the response path.
     pub fill: Option<CacheWrite>,
@@ -280,6 +279,7 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
     ) -> Result<Validation, AppError> {
         let refused = |cache| Validation {
             admitted: None,
+            refused: None,
             cache,
             fill: None,
         };
@@ -290,7 +290,7 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
         let cached = self.cache.read(&hash).await;
         let (entry, cache, fill) = match cached.as_ref().map(|c| c.decide(now)) {
             Ok(Some(entry)) => {
-                let outcome = if *entry == CacheEntry::Deny {
+                let outcome = if entry.is_deny() {
                     CacheOutcome::Negative
                 } else {
                     CacheOutcome::Hit
@@ -311,8 +311,13 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
                 None,
             ),
         };
+        let admitted = entry.admit(tenant, now);
         Ok(Validation {
-            admitted: entry.admit(tenant, now),
+            refused: match admitted {
+                Some(_) => None,
+                None => entry.refused_key(tenant, now),
+            },
+            admitted,
             cache,
             fill,
         })
@@ -573,32 +578,6 @@ fn random_id() -> Result<Uuid, AppError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| AppError::Internal(format!("getrandom: {e}")))?;
     Ok(uuid::Builder::from_random_bytes(bytes).into_uuid())
-}
-
-/// Decides in the isolate whether lastUsedAt is due a write, so that a burst of requests costs
-/// at most one D1 write per key per minute per isolate; the SQL condition then makes it at most
-/// one per minute overall.
-#[derive(Default)]
-pub struct LastUsedThrottle {
-    written: std::collections::HashMap<Uuid, Millis>,
-}
-
-pub const LAST_USED_INTERVAL_MS: Millis = 60_000;
-
-impl LastUsedThrottle {
-    pub fn due(&mut self, id: Uuid, now: Millis) -> bool {
-        if self.written.len() > 10_000 {
-            self.written
-                .retain(|_, at| now - *at < LAST_USED_INTERVAL_MS);
-        }
-        match self.written.get(&id) {
-            Some(at) if now - at < LAST_USED_INTERVAL_MS => false,
-            _ => {
-                self.written.insert(id, now);
-                true
-            }
-        }
-    }
 }
 
 /// Client IPs that the rate limiter refused recently, remembered by the isolate so that their

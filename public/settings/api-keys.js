@@ -114,6 +114,8 @@ function render(keys) {
     cell(row, when(key.createdAt));
     cell(row, key.createdBy ?? "—");
     cell(row, when(key.lastUsedAt));
+    const usage = cell(row, "…", "spark-cell");
+    usage.dataset.usage = "";
     cell(row, key.expiresAt ? when(key.expiresAt) : "Never");
     const [label, className] = statusOf(key);
     const status = cell(row, label, className);
@@ -122,15 +124,16 @@ function render(keys) {
     if (foundAt) status.append(foundAt);
     const actions = row.insertCell();
     actions.className = "row-actions";
-    if (key.isActive) {
-      for (const [text, handler] of [["Rename or change access", openEdit], ["Reset key", openReset], ["Revoke", openRevoke]]) {
-        const button = document.createElement("button");
-        button.type = "button";
-        button.textContent = text;
-        button.setAttribute("aria-label", `${text}: ${key.name}`);
-        button.addEventListener("click", () => handler(key));
-        actions.append(button);
-      }
+    // Usage for every key, revoked and expired ones too: attempts with them are counted.
+    const buttons = [["Usage", openUsage]];
+    if (key.isActive) buttons.push(["Rename or change access", openEdit], ["Reset key", openReset], ["Revoke", openRevoke]);
+    for (const [text, handler] of buttons) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = text;
+      button.setAttribute("aria-label", `${text}: ${key.name}`);
+      button.addEventListener("click", () => handler(key));
+      actions.append(button);
     }
     actions.append(historyButton(key));
   }
@@ -151,6 +154,7 @@ async function load() {
     showError("");
     render(keys);
     showLeakBanner();
+    loadSparklines(keys);
     show($("#activity"), true);
     await activity.open(`/api/v1/audit-events?limit=${EVENTS_PAGE}`);
   } catch (error) {
@@ -328,6 +332,166 @@ $("#reset-form").addEventListener("submit", async (event) => {
     return `Reset ${rotated.name}.`;
   });
 });
+
+// ---- usage ---------------------------------------------------------------------------------
+// Charts are inline SVG built with DOM calls (the page's CSP allows no inline script or style):
+// a 30-day sparkline per key in the table, and in the usage dialog the last 2 days by hour and
+// the last 30 days by day, each bar stacked by outcome.
+const SVG_NS = "http://www.w3.org/2000/svg";
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const OUTCOMES = [["allowed", "allowed"], ["forbidden", "forbidden"], ["ipDenied", "address not allowed"], ["revoked", "revoked"], ["expired", "expired"]];
+
+function svg(name, attributes = {}) {
+  const element = document.createElementNS(SVG_NS, name);
+  for (const [attribute, value] of Object.entries(attributes)) element.setAttribute(attribute, String(value));
+  return element;
+}
+
+/// The last `count` UTC buckets of `step` milliseconds, the current one included.
+function lastBuckets(step, count) {
+  return { from: Math.floor(Date.now() / step) * step - (count - 1) * step, step, count };
+}
+
+/// A key's usage over `range`: every bucket of it, those the API leaves out (empty) as zeros.
+async function usageOf(id, granularity, range) {
+  const from = encodeURIComponent(new Date(range.from).toISOString());
+  const report = await api("GET", `/api/v1/api-keys/${id}/usage?granularity=${granularity}&from=${from}`);
+  const byStart = new Map(report.buckets.map((bucket) => [Date.parse(bucket.start), bucket]));
+  const points = Array.from({ length: range.count }, (_, i) => {
+    const start = range.from + i * range.step;
+    const bucket = byStart.get(start) ?? {};
+    const counts = Object.fromEntries(OUTCOMES.map(([outcome]) => [outcome, bucket[outcome] ?? 0]));
+    return { start, counts, total: OUTCOMES.reduce((sum, [outcome]) => sum + counts[outcome], 0) };
+  });
+  return { report, points };
+}
+
+const totalOf = (points) => points.reduce((sum, point) => sum + point.total, 0);
+
+function summary(points) {
+  const total = totalOf(points);
+  if (total === 0) return "No requests.";
+  const parts = OUTCOMES.map(([outcome, label]) => [points.reduce((sum, p) => sum + p.counts[outcome], 0), label])
+    .filter(([count]) => count > 0)
+    .map(([count, label]) => `${count.toLocaleString()} ${label}`);
+  return `${total.toLocaleString()} ${total === 1 ? "request" : "requests"}: ${parts.join(", ")}.`;
+}
+
+function sparkline(points) {
+  const [width, height] = [90, 22];
+  const step = width / points.length;
+  const max = Math.max(1, ...points.map((p) => p.total));
+  const total = totalOf(points);
+  const chart = svg("svg", { class: "spark", width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `${total} requests in the last 30 days` });
+  points.forEach((point, i) => {
+    const barHeight = point.total ? Math.max(2, (point.total / max) * (height - 1)) : 1;
+    chart.append(svg("rect", { class: point.total ? "bar" : "none", x: (i * step + 0.5).toFixed(1), y: (height - barHeight).toFixed(1), width: Math.max(1, step - 1).toFixed(1), height: barHeight.toFixed(1) }));
+  });
+  return chart;
+}
+
+/// Sparklines for the listed keys, four requests at a time.
+let sparklineRound = 0;
+async function loadSparklines(keys) {
+  const round = ++sparklineRound;
+  const waiting = [...keys];
+  async function next() {
+    for (let key = waiting.shift(); key; key = waiting.shift()) {
+      const cell = document.querySelector(`#table tbody tr[data-id="${key.id}"] [data-usage]`);
+      try {
+        const { points } = await usageOf(key.id, "day", lastBuckets(DAY, 30));
+        if (round !== sparklineRound || !cell) return;
+        const total = document.createElement("span");
+        total.className = "spark-total";
+        total.textContent = totalOf(points).toLocaleString();
+        cell.replaceChildren(sparkline(points), total);
+        cell.dataset.usage = String(totalOf(points));
+      } catch {
+        if (cell) cell.textContent = "—";
+      }
+    }
+  }
+  await Promise.all([next(), next(), next(), next()]);
+}
+
+const hourLabel = (start) => new Date(start).toISOString().slice(11, 16);
+const dayLabel = (start) => new Date(start).toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
+
+/// A stacked bar chart of `points`, one bar per bucket; each bar's group carries its counts.
+function barChart(points, { label, every, title }) {
+  const [width, height, left, right, top, bottom] = [760, 190, 40, 8, 10, 24];
+  const plotWidth = width - left - right;
+  const plotHeight = height - top - bottom;
+  const max = Math.max(1, ...points.map((p) => p.total));
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `${title}: ${summary(points)}` });
+  for (const fraction of [0, 0.5, 1]) {
+    const y = top + plotHeight * (1 - fraction);
+    chart.append(svg("line", { class: "grid", x1: left, x2: width - right, y1: y.toFixed(1), y2: y.toFixed(1) }));
+    const tick = svg("text", { class: "axis", x: left - 4, y: (y + 3).toFixed(1), "text-anchor": "end" });
+    tick.textContent = Math.round(max * fraction).toLocaleString();
+    chart.append(tick);
+  }
+  const slot = plotWidth / points.length;
+  points.forEach((point, i) => {
+    const x = left + i * slot;
+    const group = svg("g", { class: "bucket", "data-start": new Date(point.start).toISOString(), "data-total": point.total });
+    const tooltip = svg("title");
+    tooltip.textContent = `${label(point.start)}: ${summary([point])}`;
+    group.append(tooltip);
+    let y = top + plotHeight;
+    for (const [outcome] of OUTCOMES) {
+      const count = point.counts[outcome];
+      group.setAttribute(`data-${outcome.toLowerCase()}`, String(count));
+      if (!count) continue;
+      const barHeight = (count / max) * plotHeight;
+      y -= barHeight;
+      group.append(svg("rect", { class: `o-${outcome}`, x: (x + slot * 0.12).toFixed(1), y: y.toFixed(1), width: (slot * 0.76).toFixed(1), height: Math.max(0.5, barHeight).toFixed(1) }));
+    }
+    chart.append(group);
+    if (i % every === 0) {
+      const tick = svg("text", { class: "axis", x: (x + slot / 2).toFixed(1), y: height - 8, "text-anchor": "middle" });
+      tick.textContent = label(point.start);
+      chart.append(tick);
+    }
+  });
+  return chart;
+}
+
+function lastUsedText(report) {
+  if (!report.lastUsedAt) return "Not used yet.";
+  const place = report.lastUsedIp ? ` from ${report.lastUsedIp}${report.lastUsedCountry ? ` (${report.lastUsedCountry})` : ""}` : "";
+  return `Last used ${when(report.lastUsedAt)}${place}.`;
+}
+
+async function openUsage(key) {
+  const dialog = $("#usage");
+  dialog.dataset.id = key.id;
+  $("#usage [data-name]").textContent = key.name;
+  $("#usage-last").textContent = "";
+  for (const element of dialog.querySelectorAll("[data-chart]")) element.replaceChildren();
+  show($("#usage-loading"), true);
+  dialog.showModal();
+  try {
+    const [hours, days] = await Promise.all([
+      usageOf(key.id, "hour", lastBuckets(HOUR, 48)),
+      usageOf(key.id, "day", lastBuckets(DAY, 30)),
+    ]);
+    if (dialog.dataset.id !== key.id) return;
+    $("#usage-last").textContent = lastUsedText(days.report);
+    for (const [name, { points }, options] of [
+      ["hours", hours, { label: hourLabel, every: 6, title: "Last 2 days by hour" }],
+      ["days", days, { label: dayLabel, every: 5, title: "Last 30 days by day" }],
+    ]) {
+      $(`#usage p[data-chart="${name}"]`).textContent = summary(points);
+      $(`#usage div[data-chart="${name}"]`).replaceChildren(barChart(points, options));
+    }
+  } catch (error) {
+    $("#usage-last").textContent = error.message;
+  } finally {
+    show($("#usage-loading"), false);
+  }
+}
 
 $("#revoke-form").addEventListener("submit", async (event) => {
   event.preventDefault();

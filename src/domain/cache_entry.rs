@@ -1,9 +1,10 @@
 //! What the edge knows about one key secret: either a grant (who the key is and until when it
-//! works) or a denial. KV stores this as JSON; a D1 lookup produces the same thing, so the cache
-//! and the database lead to one decision function.
+//! works) or a denial (and, when D1 knows the secret, whose key it is and why it is refused, so
+//! that the refusal is counted for that key). KV stores this as JSON; a D1 lookup produces the
+//! same thing, so the cache and the database lead to one decision function.
 
 use super::{address::AllowList, scopes::Scopes, tenant::Tenant, time::Millis};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use uuid::Uuid;
 
 /// How long a grant read from D1 is trusted: the bound on how long a revoked key can keep
@@ -13,15 +14,75 @@ pub const GRANT_FRESH_MS: Millis = 300_000;
 /// read D1 before the call's change, so that a narrowed scope is never overtaken by one.
 pub const MANAGED_GRANT_FRESH_MS: Millis = GRANT_FRESH_MS + 60_000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-// Externally tagged (`{"grant":{…}}` or `"deny"`): serde reads that in one pass, where an
-// internally tagged enum buffers the whole entry first, on every cache hit.
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "StoredEntry")]
 pub enum CacheEntry {
     Grant(Grant),
     /// Unknown, revoked, expired or rotated out. Each of these is final: no later change to D1
-    /// can make a denied secret valid again, which is what makes denials safe to cache.
+    /// can make a denied secret valid again, which is what makes denials safe to cache. `None`
+    /// for a secret D1 does not know: the request names no key to count it for.
+    Deny(Option<DeniedKey>),
+}
+
+/// Whose key a denied secret belongs to, and why it is refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeniedKey {
+    pub key_id: Uuid,
+    pub tenant: String,
+    pub reason: DenyReason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DenyReason {
+    Revoked,
+    Expired,
+    /// A secret that a rotation replaced, once its grace period is over.
+    RotatedOut,
+}
+
+/// The JSON forms of an entry. Externally tagged (`{"grant":{…}}`, `"deny"`, `{"denyKey":{…}}`):
+/// serde reads that in one pass, where an internally tagged enum buffers the whole entry first,
+/// on every cache hit. An unattributed denial keeps the bare `"deny"` that entries had before
+/// denials named their key, so that a denial written by an older deployment still reads as one
+/// (an entry that does not parse counts as absent, and an absent denial would let an older
+/// grant through).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum StoredEntry {
+    Grant(Grant),
     Deny,
+    DenyKey(DeniedKey),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+enum StoredEntryRef<'a> {
+    Grant(&'a Grant),
+    Deny,
+    DenyKey(&'a DeniedKey),
+}
+
+impl From<StoredEntry> for CacheEntry {
+    fn from(stored: StoredEntry) -> CacheEntry {
+        match stored {
+            StoredEntry::Grant(grant) => CacheEntry::Grant(grant),
+            StoredEntry::Deny => CacheEntry::Deny(None),
+            StoredEntry::DenyKey(key) => CacheEntry::Deny(Some(key)),
+        }
+    }
+}
+
+impl Serialize for CacheEntry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            CacheEntry::Grant(grant) => StoredEntryRef::Grant(grant),
+            CacheEntry::Deny(None) => StoredEntryRef::Deny,
+            CacheEntry::Deny(Some(key)) => StoredEntryRef::DenyKey(key),
+        }
+        .serialize(serializer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,23 +127,35 @@ impl CacheEntry {
     }
 
     fn from_d1(secret: Option<&StoredSecret>, now: Millis, fresh_until: Millis) -> CacheEntry {
-        match secret {
-            Some(s)
-                if s.revoked_at.is_none()
-                    && !past(s.expires_at, now)
-                    && !past(s.valid_until, now) =>
-            {
-                CacheEntry::Grant(Grant {
-                    key_id: s.key_id,
-                    tenant: s.tenant.clone(),
-                    scopes: s.scopes.to_string(),
-                    expires_at: s.expires_at,
-                    valid_until: s.valid_until,
-                    fresh_until,
-                    allowed_ips: s.allowed_ips.as_ref().map(ToString::to_string),
-                })
-            }
-            _ => CacheEntry::Deny,
+        let Some(s) = secret else {
+            return CacheEntry::Deny(None);
+        };
+        // The first reason that applies, in this order: a revoked key stays revoked whatever
+        // its dates say.
+        let reason = if s.revoked_at.is_some() {
+            Some(DenyReason::Revoked)
+        } else if past(s.expires_at, now) {
+            Some(DenyReason::Expired)
+        } else if past(s.valid_until, now) {
+            Some(DenyReason::RotatedOut)
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => CacheEntry::Deny(Some(DeniedKey {
+                key_id: s.key_id,
+                tenant: s.tenant.clone(),
+                reason,
+            })),
+            None => CacheEntry::Grant(Grant {
+                key_id: s.key_id,
+                tenant: s.tenant.clone(),
+                scopes: s.scopes.to_string(),
+                expires_at: s.expires_at,
+                valid_until: s.valid_until,
+                fresh_until,
+                allowed_ips: s.allowed_ips.as_ref().map(ToString::to_string),
+            }),
         }
     }
 
@@ -90,8 +163,12 @@ impl CacheEntry {
     pub fn is_fresh(&self, now: Millis) -> bool {
         match self {
             CacheEntry::Grant(grant) => grant.fresh_until > now,
-            CacheEntry::Deny => true,
+            CacheEntry::Deny(_) => true,
         }
+    }
+
+    pub fn is_deny(&self) -> bool {
+        matches!(self, CacheEntry::Deny(_))
     }
 
     /// Whether this entry lets a request for `tenant` in at `now`. Every failure is the same
@@ -120,6 +197,37 @@ impl CacheEntry {
             allowed_ips,
         })
     }
+
+    /// For a request this entry does not admit: the key of `tenant` it names, and why it is
+    /// refused, so that the refusal is counted for that key. `None` when the secret is unknown,
+    /// belongs to another tenant, or the entry is stale: such a request names no key of this
+    /// tenant. The answer never changes the response, which is the same 401 in every case.
+    pub fn refused_key(&self, tenant: &Tenant, now: Millis) -> Option<RefusedKey> {
+        let (key_id, owner, reason) = match self {
+            CacheEntry::Deny(Some(denied)) => (denied.key_id, &denied.tenant, denied.reason),
+            CacheEntry::Deny(None) => return None,
+            // A grant read before its deadline: the key is refused by the deadline alone.
+            CacheEntry::Grant(grant) if grant.fresh_until > now => {
+                let reason = if past(grant.expires_at, now) {
+                    DenyReason::Expired
+                } else if past(grant.valid_until, now) {
+                    DenyReason::RotatedOut
+                } else {
+                    return None;
+                };
+                (grant.key_id, &grant.tenant, reason)
+            }
+            CacheEntry::Grant(_) => return None,
+        };
+        (owner == tenant.as_str()).then_some(RefusedKey { key_id, reason })
+    }
+}
+
+/// A key of the request's tenant that a validation refused, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefusedKey {
+    pub key_id: Uuid,
+    pub reason: DenyReason,
 }
 
 /// A valid key of the tenant, before its client address and its scopes are checked.
@@ -175,8 +283,8 @@ mod tests {
     }
 
     #[test]
-    fn unknown_revoked_expired_and_rotated_out_secrets_are_denied() {
-        assert_eq!(CacheEntry::from_stored(None, NOW), CacheEntry::Deny);
+    fn unknown_revoked_expired_and_rotated_out_secrets_are_denied_with_their_key_and_reason() {
+        assert_eq!(CacheEntry::from_stored(None, NOW), CacheEntry::Deny(None));
         let revoked = StoredSecret {
             revoked_at: Some(NOW - 1),
             ..stored()
@@ -189,13 +297,67 @@ mod tests {
             valid_until: Some(NOW - 1),
             ..stored()
         };
-        for secret in [revoked, expired, rotated_out] {
+        let revoked_and_expired = StoredSecret {
+            expires_at: Some(NOW - 5),
+            ..revoked.clone()
+        };
+        for (secret, reason) in [
+            (revoked, DenyReason::Revoked),
+            (expired, DenyReason::Expired),
+            (rotated_out, DenyReason::RotatedOut),
+            (revoked_and_expired, DenyReason::Revoked),
+        ] {
+            let denied = CacheEntry::Deny(Some(DeniedKey {
+                key_id: secret.key_id,
+                tenant: "acme".into(),
+                reason,
+            }));
             assert_eq!(
                 CacheEntry::from_stored(Some(&secret), NOW),
-                CacheEntry::Deny,
+                denied,
+                "{secret:?}"
+            );
+            assert_eq!(
+                CacheEntry::from_stored_managed(Some(&secret), NOW),
+                denied,
                 "{secret:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_refusal_names_the_key_only_for_its_own_tenant() {
+        let id = stored().key_id;
+        let revoked = CacheEntry::from_stored(
+            Some(&StoredSecret {
+                revoked_at: Some(NOW - 1),
+                ..stored()
+            }),
+            NOW,
+        );
+        let globex = Tenant::parse("globex").unwrap();
+        assert_eq!(
+            revoked.refused_key(&acme(), NOW),
+            Some(RefusedKey {
+                key_id: id,
+                reason: DenyReason::Revoked
+            })
+        );
+        assert_eq!(revoked.refused_key(&globex, NOW), None);
+        assert_eq!(CacheEntry::Deny(None).refused_key(&acme(), NOW), None);
+        // A cached grant that reaches its deadlines is refused for them, and says so.
+        let grace = StoredSecret {
+            valid_until: Some(NOW + 10),
+            ..stored()
+        };
+        let grant = CacheEntry::from_stored(Some(&grace), NOW);
+        assert_eq!(grant.refused_key(&acme(), NOW + 9), None);
+        let reason = |at| grant.refused_key(&acme(), at).map(|r| r.reason);
+        assert_eq!(reason(NOW + 10), Some(DenyReason::RotatedOut));
+        assert_eq!(reason(NOW + 1000), Some(DenyReason::Expired));
+        assert_eq!(grant.refused_key(&globex, NOW + 1000), None);
+        // A stale grant is no evidence of anything.
+        assert_eq!(reason(NOW + GRANT_FRESH_MS), None);
     }
 
     #[test]
@@ -255,13 +417,42 @@ mod tests {
             allowed_ips: AllowList::parse(["203.0.113.0/24"]).ok(),
             ..stored()
         };
+        let revoked = StoredSecret {
+            revoked_at: Some(NOW - 1),
+            ..stored()
+        };
         for entry in [
             CacheEntry::from_stored(Some(&stored()), NOW),
             CacheEntry::from_stored(Some(&limited), NOW),
-            CacheEntry::Deny,
+            CacheEntry::from_stored(Some(&revoked), NOW),
+            CacheEntry::Deny(None),
         ] {
             let json = serde_json::to_string(&entry).unwrap();
             assert_eq!(serde_json::from_str::<CacheEntry>(&json).unwrap(), entry);
         }
+    }
+
+    /// Denials in KV outlive a deployment: the bare `"deny"` of entries written before denials
+    /// named their key must still read as a denial.
+    #[test]
+    fn a_denial_written_before_denials_named_their_key_still_reads_as_one() {
+        assert_eq!(
+            serde_json::from_str::<CacheEntry>(r#""deny""#).unwrap(),
+            CacheEntry::Deny(None)
+        );
+        assert_eq!(
+            serde_json::to_string(&CacheEntry::Deny(None)).unwrap(),
+            r#""deny""#
+        );
+        let json = serde_json::to_string(&CacheEntry::Deny(Some(DeniedKey {
+            key_id: Uuid::from_bytes([1; 16]),
+            tenant: "acme".into(),
+            reason: DenyReason::Revoked,
+        })))
+        .unwrap();
+        assert_eq!(
+            json,
+            r#"{"denyKey":{"keyId":"01010101-0101-0101-0101-010101010101","tenant":"acme","reason":"revoked"}}"#
+        );
     }
 }

@@ -17,3 +17,4 @@ pub mod secret_scanning;
 pub mod session;
 pub mod tenant;
 pub mod time;
+pub mod usage;

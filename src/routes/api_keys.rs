@@ -2,6 +2,7 @@
 
 use super::auth::{authenticate, require_admin, Caller};
 use crate::app::App;
+use crate::domain::usage::{self, UsageQuery};
 use crate::domain::{cursor::List, model::ApiKeyResponse, request_body};
 use crate::error::AppError;
 use crate::http::{self, read_json_body};
@@ -94,6 +95,24 @@ pub async fn rotate(
         .rotate(app.tenant(), id, grace_seconds, &actor, app.now())
         .await?;
     http::no_store(http::json(201, &record.to_created_response(&key))?)
+}
+
+/// A key's usage: buckets of counts per outcome, and where it was last used from. Revoked and
+/// expired keys have one too; another tenant's key is not found.
+pub async fn usage(req: Request, app: &App<'_>, id: Option<Uuid>) -> Result<Response, AppError> {
+    require_admin(&req, app).await?;
+    let id = id.ok_or(AppError::NotFound)?;
+    let (_, query) = http::origin_and_query(&req);
+    let query = UsageQuery::parse(
+        &query::pairs(query.as_deref().unwrap_or_default()),
+        app.now(),
+    )?;
+    let (last, buckets) = app
+        .store()?
+        .usage_report(app.tenant(), id, &query)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    http::json(200, &usage::report(id, &query, last, buckets))
 }
 
 /// Lets an integration test its connection: the calling key's own record.

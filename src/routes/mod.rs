@@ -73,6 +73,7 @@ async fn own(route: Route<'_>, req: Request, app: &App<'_>) -> Result<Response, 
         Route::RevokeKey(id) => api_keys::revoke(req, app, key_id(id)).await,
         Route::RotateKey(id) => api_keys::rotate(req, app, key_id(id)).await,
         Route::AuditEvents => audit::list(req, app).await,
+        Route::KeyUsage(id) => api_keys::usage(req, app, key_id(id)).await,
         Route::SettingsAsset => settings::asset(req, app).await,
         Route::DevLogin => settings::dev_login(&req, app),
         // Dispatched before any tenant is read, in `tenantless`.

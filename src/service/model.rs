@@ -19,7 +19,10 @@
 //!    rotation deleted (with no grace: every older secret);
 //! 4. the same bound as 2 for a secret a rotation deleted in D1, and for a grace deadline
 //!    (`max(deadline, change + MANAGED_GRANT_FRESH_MS)`), whatever the rotation answered;
-//! 5. never a key past its expiry, for another tenant, or a key that does not exist.
+//! 5. never a key past its expiry, for another tenant, or a key that does not exist;
+//! 6. a refusal that names a key (for the usage counts) names the presented secret's own key, of
+//!    the request's tenant, for a reason D1 bears out: revoked, past its expiry, or ended by a
+//!    rotation.
 //!
 //! After each seed, the audit log must replay to D1's state: every change saved (whatever its
 //! call answered) has its event, no event lacks its change, and each update's `from` is the
@@ -27,7 +30,7 @@
 //!
 //! Left out: KV as seen from other locations (one location, whose reads see its own writes at
 //! once; elsewhere KV lags by up to a minute), whether a narrowed scope applies at once (only
-//! admissions are checked, not their scopes), creation racing anything, listing and lastUsedAt.
+//! admissions are checked, not their scopes), creation racing anything, listing, and usage counting.
 //! A validation's storage steps happen within `VALIDATION_MAX_MS` of its `now`, as a request's
 //! do; management calls and fills may be delayed without bound.
 //!
@@ -37,7 +40,10 @@
 //! `CACHE_MODEL_SEED=1234 cargo test --lib model -- --nocapture`.
 
 use super::*;
-use crate::domain::{cache_entry::Grant, scopes::Scopes};
+use crate::domain::{
+    cache_entry::{DenyReason, Grant},
+    scopes::Scopes,
+};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
@@ -172,6 +178,8 @@ struct Coverage {
     kv_write_faults: u64,
     /// KV reads that found a denial past its time to live.
     expired_denials_read: u64,
+    /// Refusals that named a key, checked by promise 6.
+    refusals_attributed: u64,
 }
 
 impl Coverage {
@@ -189,6 +197,7 @@ impl Coverage {
         self.fills_landed += other.fills_landed;
         self.kv_write_faults += other.kv_write_faults;
         self.expired_denials_read += other.expired_denials_read;
+        self.refusals_attributed += other.refusals_attributed;
     }
 }
 
@@ -302,7 +311,8 @@ impl World {
 
     fn describe(&self, entry: &CacheEntry) -> String {
         match entry {
-            CacheEntry::Deny => "deny".into(),
+            CacheEntry::Deny(None) => "deny".into(),
+            CacheEntry::Deny(Some(denied)) => format!("deny ({:?})", denied.reason),
             CacheEntry::Grant(Grant {
                 scopes,
                 valid_until,
@@ -378,6 +388,8 @@ struct FakeD1<'w> {
     deleted_at: RefCell<HashMap<KeyHash, u64>>,
     /// The audit log, in the order written; each event is written in the step of its change.
     events: RefCell<Vec<AuditEvent>>,
+    /// Every secret a rotation gave an end (a grace deadline or now), deleted since or not.
+    given_an_end: RefCell<Vec<KeyHash>>,
 }
 
 impl<'w> FakeD1<'w> {
@@ -391,6 +403,7 @@ impl<'w> FakeD1<'w> {
             deleted_by: RefCell::default(),
             deleted_at: RefCell::default(),
             events: RefCell::default(),
+            given_an_end: RefCell::default(),
         }
     }
 
@@ -489,6 +502,11 @@ impl<'w> FakeD1<'w> {
             hash: hash.clone(),
             valid_until: None,
         });
+    }
+
+    /// Whether a rotation gave this secret an end (it may since have been deleted).
+    fn ended_by_rotation(&self, hash: &KeyHash) -> bool {
+        self.given_an_end.borrow().contains(hash)
     }
 
     /// What D1 holds for a secret now, for a violation's report.
@@ -687,6 +705,7 @@ impl KeyStore for FakeD1<'_> {
         {
             let mut secrets = self.secrets.borrow_mut();
             for row in secrets.iter_mut().filter(|s| s.key_id == id) {
+                self.given_an_end.borrow_mut().push(row.hash.clone());
                 row.valid_until = Some(match row.valid_until {
                     None => {
                         graced.push(row.hash.clone());
@@ -853,17 +872,6 @@ impl KeyStore for FakeD1<'_> {
             )
         });
         Ok(found)
-    }
-
-    async fn touch_last_used(
-        &self,
-        tenant: &Tenant,
-        id: Uuid,
-        now: Millis,
-    ) -> Result<(), StorageError> {
-        let fault = self.begin("touch_last_used", true).await?;
-        self.with_key(tenant, id, |k| k.last_used_at = Some(now));
-        self.answer("touch_last_used", fault, ())
     }
 }
 
@@ -1200,6 +1208,9 @@ impl<'m> Model<'m> {
                 )
             });
             self.check(&presented, validation.admitted.as_ref(), now, started);
+            if let Some(refused) = validation.refused {
+                self.check_refusal(&presented, refused, now, started);
+            }
             if let Some(fill) = validation.fill {
                 self.fills.borrow_mut().push((task, fill));
             }
@@ -1248,6 +1259,41 @@ impl<'m> Model<'m> {
             world.violate(format!("{who} admitted it, but {} expired", key.name));
         } else if let Some(why) = binding.first() {
             world.violate(format!("{who} admitted it, but {why}"));
+        }
+    }
+
+    /// Promise 6: the key a refusal is counted for.
+    fn check_refusal(&self, presented: &Presented, refused: RefusedKey, now: Millis, started: u64) {
+        let world = self.world;
+        world.count(|c| c.refusals_attributed += 1);
+        let who = format!(
+            "the validation of {} (in D1 now: {}) that started at {} (event {started}) refused it \
+             as {:?}",
+            presented.name,
+            self.d1.state_of(&presented.hash),
+            at(now),
+            refused.reason
+        );
+        let Some(key) = presented.key.map(|k| &self.keys[k]) else {
+            return world.violate(format!("{who}, naming a key no one issued"));
+        };
+        let stored = self.d1.key(acme().as_str(), key.id);
+        let borne_out = match refused.reason {
+            DenyReason::Revoked => stored.is_some_and(|k| k.revoked_at.is_some()),
+            // By the time of the refusal: a validation may read a denial that a later one
+            // wrote, and expiry, like every reason, is final.
+            DenyReason::Expired => key.expires_at.is_some_and(|expiry| expiry <= world.now()),
+            DenyReason::RotatedOut => self.d1.ended_by_rotation(&presented.hash),
+        };
+        if presented.tenant != acme() {
+            world.violate(format!(
+                "{who}, counting it for tenant {}",
+                presented.tenant
+            ));
+        } else if refused.key_id != key.id {
+            world.violate(format!("{who}, counting it for another key"));
+        } else if !borne_out {
+            world.violate(format!("{who}, which D1 does not bear out"));
         }
     }
 
@@ -1564,6 +1610,7 @@ fn revocations_and_rotations_hold_under_any_interleaving_of_cache_operations() {
                 "a denial read past its time to live",
                 coverage.expired_denials_read,
             ),
+            ("a refusal named its key", coverage.refusals_attributed),
         ] {
             assert!(count >= 100, "only {count} times: {kind}");
         }

@@ -246,21 +246,6 @@ impl KeyStore for MemStore {
             .find(|s| &s.2 == hash)
             .map(|s| self.secret(s)))
     }
-    async fn touch_last_used(
-        &self,
-        tenant: &Tenant,
-        id: Uuid,
-        now: Millis,
-    ) -> Result<(), StorageError> {
-        self.with_key(tenant, id, |k| {
-            if k.last_used_at
-                .is_none_or(|at| now - at >= LAST_USED_INTERVAL_MS)
-            {
-                k.last_used_at = Some(now)
-            }
-        });
-        Ok(())
-    }
 }
 
 #[derive(Default)]
@@ -556,15 +541,6 @@ fn list_pages_newest_first_with_no_overlap_and_no_gap() {
 }
 
 #[test]
-fn last_used_is_due_once_a_minute_per_key() {
-    let mut throttle = LastUsedThrottle::default();
-    let (a, b) = (Uuid::from_bytes([1; 16]), Uuid::from_bytes([2; 16]));
-    assert!(throttle.due(a, NOW) && throttle.due(b, NOW));
-    assert!(!throttle.due(a, NOW + 59_999));
-    assert!(throttle.due(a, NOW + 60_000));
-}
-
-#[test]
 fn a_blocked_client_is_refused_until_its_block_ends() {
     let mut blocked = BlockedClients::default();
     assert_eq!(blocked.retry_after("203.0.113.7", NOW), None);
@@ -641,7 +617,8 @@ fn fills_never_write_the_denied_place() {
     cache.places.borrow_mut().clear();
     let validation = run(keys.validate(key.reveal(), &acme(), NOW + 1, false)).unwrap();
     let fill = validation.fill.unwrap();
-    assert_eq!((fill.place, fill.entry), (Place::Filled, CacheEntry::Deny));
+    assert_eq!(fill.place, Place::Filled);
+    assert!(fill.entry.is_deny());
     assert_eq!(fill.ttl_seconds, DENY_FILL_TTL_SECONDS);
 }
 
@@ -887,4 +864,64 @@ fn of_key(id: Uuid) -> EventFilter {
         key_id: Some(id),
         action: None,
     }
+}
+
+#[test]
+fn a_refused_key_of_the_tenant_is_named_with_its_reason_and_an_unknown_or_foreign_one_is_not() {
+    use crate::domain::cache_entry::{DenyReason, RefusedKey};
+    let (store, cache) = (MemStore::default(), MemCache::default());
+    let keys = Keys {
+        store: &store,
+        cache: &cache,
+    };
+    let refused = |key: &str, tenant: &Tenant, at| {
+        let validation = run(keys.validate(key, tenant, at, false)).unwrap();
+        if let Some(fill) = &validation.fill {
+            run(keys.cache.write(fill)).unwrap();
+        }
+        assert!(validation.refused.is_none() || validation.admitted.is_none());
+        validation.refused
+    };
+    let named = |id, reason| Some(RefusedKey { key_id: id, reason });
+    let globex = Tenant::parse("globex").unwrap();
+
+    let (revoked, revoked_key) = create(&keys, r#"{"name": "old"}"#, NOW);
+    run(keys.revoke(&acme(), revoked.id, &admin(), NOW)).unwrap();
+    // From the management call's denial, then from D1 once the cache has lost it.
+    assert_eq!(
+        refused(revoked_key.reveal(), &acme(), NOW + 1),
+        named(revoked.id, DenyReason::Revoked)
+    );
+    cache.places.borrow_mut().clear();
+    assert_eq!(
+        refused(revoked_key.reveal(), &acme(), NOW + 2),
+        named(revoked.id, DenyReason::Revoked)
+    );
+    assert_eq!(refused(revoked_key.reveal(), &globex, NOW + 3), None);
+
+    let expiry = NOW + 3_600_000;
+    let (expiring, expiring_key) = create(
+        &keys,
+        &format!(
+            r#"{{"name": "temp", "expiresAt": "{}"}}"#,
+            crate::domain::time::to_rfc3339(expiry)
+        ),
+        NOW,
+    );
+    assert_eq!(refused(expiring_key.reveal(), &acme(), NOW), None);
+    assert_eq!(
+        refused(expiring_key.reveal(), &acme(), expiry),
+        named(expiring.id, DenyReason::Expired)
+    );
+
+    let (rotated, old) = create(&keys, r#"{"name": "rotated"}"#, NOW);
+    run(keys.rotate(&acme(), rotated.id, 0, &admin(), NOW)).unwrap();
+    assert_eq!(
+        refused(old.reveal(), &acme(), NOW + 1),
+        named(rotated.id, DenyReason::RotatedOut)
+    );
+
+    let guess = "rk_live_00000000000000000000000000000000";
+    assert_eq!(refused(guess, &acme(), NOW), None);
+    assert_eq!(refused("rk_live_nothex", &acme(), NOW), None);
 }

@@ -18,7 +18,7 @@ use crate::domain::{
     tenant::Tenant,
     time::Millis,
 };
-use crate::service::{KeyStore, StorageError, LAST_USED_INTERVAL_MS};
+use crate::service::{KeyStore, StorageError};
 use serde::Deserialize;
 use std::cell::Cell;
 use uuid::Uuid;
@@ -92,8 +92,6 @@ const SECRET_COLUMNS: &str = "SELECT s.key_hash, k.id, k.tenant, k.scopes, k.exp
 const SECRETS_OF: &str = "WHERE s.tenant = ?1 AND s.key_id = ?2 ORDER BY s.key_hash";
 // The edge's lookup: the primary key of api_key_secrets, then of api_keys.
 const FIND_SECRET: &str = "WHERE s.key_hash = ?1";
-const TOUCH: &str = "UPDATE api_keys SET last_used_at = ?3 \
-     WHERE id = ?2 AND tenant = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3 - ?4)";
 
 pub struct D1Store {
     db: D1Database,
@@ -138,12 +136,12 @@ struct SecretRow {
     allowed_ips: Option<String>,
 }
 
-fn text(value: &str) -> JsValue {
+pub(super) fn text(value: &str) -> JsValue {
     JsValue::from_str(value)
 }
 
 /// D1 binds JavaScript numbers; milliseconds since the epoch are well inside 2^53.
-fn number(value: Millis) -> JsValue {
+pub(super) fn number(value: Millis) -> JsValue {
     JsValue::from_f64(value as f64)
 }
 
@@ -155,7 +153,7 @@ fn ms(value: Option<f64>) -> Option<Millis> {
     value.map(|v| v as Millis)
 }
 
-fn storage_error(context: &str) -> impl Fn(worker::Error) -> StorageError + '_ {
+pub(super) fn storage_error(context: &str) -> impl Fn(worker::Error) -> StorageError + '_ {
     move |e| StorageError(format!("D1 {context}: {e}"))
 }
 
@@ -224,7 +222,11 @@ impl D1Store {
         }
     }
 
-    fn statement(
+    pub(super) fn db(&self) -> &D1Database {
+        &self.db
+    }
+
+    pub(super) fn statement(
         &self,
         sql: &str,
         values: &[JsValue],
@@ -236,7 +238,11 @@ impl D1Store {
             .map_err(storage_error("bind"))
     }
 
-    async fn changes(&self, sql: &str, values: &[JsValue]) -> Result<usize, StorageError> {
+    pub(super) async fn changes(
+        &self,
+        sql: &str,
+        values: &[JsValue],
+    ) -> Result<usize, StorageError> {
         let result = self
             .statement(sql, values)?
             .run()
@@ -250,7 +256,7 @@ impl D1Store {
             .unwrap_or(0))
     }
 
-    async fn rows<T: for<'de> Deserialize<'de>>(
+    pub(super) async fn rows<T: for<'de> Deserialize<'de>>(
         &self,
         sql: &str,
         values: &[JsValue],
@@ -590,24 +596,5 @@ impl KeyStore for D1Store {
             }
         }
         Ok(found)
-    }
-
-    async fn touch_last_used(
-        &self,
-        tenant: &Tenant,
-        id: Uuid,
-        now: Millis,
-    ) -> Result<(), StorageError> {
-        self.changes(
-            TOUCH,
-            &[
-                text(tenant.as_str()),
-                text(&id.to_string()),
-                number(now),
-                number(LAST_USED_INTERVAL_MS),
-            ],
-        )
-        .await?;
-        Ok(())
     }
 }

@@ -1,1 +1,2 @@
 pub mod d1;
+pub mod usage;

@@ -22,6 +22,7 @@ mod limits;
 mod management;
 mod migrations;
 mod settings;
+mod usage;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -46,6 +47,7 @@ fn main() {
     trials.extend(settings::tests());
     trials.extend(migrations::tests());
     trials.extend(audit::tests());
+    trials.extend(usage::tests());
     let conclusion = libtest_mimic::run(&args, trials);
 
     // Last, when every other test has sent its traffic: no key, hash or token in any log.

@@ -98,6 +98,16 @@ pub const INSTANCES: &[InstanceSpec] = &[
         upstream: Upstream::Recording,
         before_start: None,
     },
+    // usage.rs: no usage queue binding (counting fails, requests do not); its D1 is seeded with
+    // old usage rows for the daily clean-up.
+    InstanceSpec {
+        name: "no-queue",
+        config: Config::File("tests/e2e/instances/no-queue.toml"),
+        migrated: true,
+        vars: &[],
+        upstream: Upstream::Recording,
+        before_start: Some(crate::usage::seed_old_usage),
+    },
     // identity.rs: no signing key at all (the empty value overrides a developer's .dev.vars) ...
     InstanceSpec {
         name: "no-identity",

@@ -278,17 +278,14 @@ impl<'a> App<'a> {
             (Outcome::Allowed, Err(AppError::IpNotAllowed)) => Outcome::IpDenied,
             (outcome, _) => outcome,
         };
-        let country = outcome
-            .uses_the_key()
-            .then(|| cf_country(&self.request))
-            .flatten();
+        let country = || cf_country(&self.request);
         let usage = Use {
             key_id,
             tenant: self.tenant.as_str(),
             outcome,
             at: self.now,
             client: self.client.as_deref(),
-            country: country.as_deref(),
+            country: &country,
         };
         let flush = usage_queue::record(usage);
         let isolate = self.isolate.clone();

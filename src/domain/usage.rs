@@ -148,15 +148,17 @@ pub const FLUSH_INTERVAL_MS: Millis = 1_000;
 // The isolate's buffer
 
 /// One counted request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Use<'a> {
     pub key_id: Uuid,
     pub tenant: &'a str,
     pub outcome: Outcome,
     pub at: Millis,
-    /// Read only for outcomes that move `lastUsed*`: reading `request.cf` has a cost.
     pub client: Option<&'a str>,
-    pub country: Option<&'a str>,
+    /// `request.cf.country`, asked for only when the buffer needs it: for an outcome that moves
+    /// `lastUsed*`, the first time the key is seen since the last send or from a new address.
+    /// Reading `request.cf` makes the runtime build the whole `cf` object.
+    pub country: &'a dyn Fn() -> Option<String>,
 }
 
 /// What the caller should do after recording a use.
@@ -170,11 +172,14 @@ pub enum Flush {
     Now,
 }
 
-/// The counts an isolate has gathered and not yet sent.
+/// The counts an isolate has gathered and not yet sent. Keyed by the key's id alone: ids are
+/// random UUIDs, unique across tenants, and a use is recorded only for a key of the Host's
+/// tenant, so the id decides the tenant, which is kept beside the counts. A repeated key then
+/// costs no allocation.
 #[derive(Debug, Default)]
 pub struct UsageBuffer {
-    counts: HashMap<(Uuid, String, Millis), Counts>,
-    last: HashMap<(Uuid, String), LastUse>,
+    counts: HashMap<(Uuid, Millis), (String, Counts)>,
+    last: HashMap<Uuid, LastUse>,
     /// Whether a delayed send is scheduled: at most one is, so sends are a second apart.
     scheduled: bool,
     requests: u64,
@@ -183,26 +188,32 @@ pub struct UsageBuffer {
 impl UsageBuffer {
     pub fn record(&mut self, usage: Use<'_>) -> Flush {
         let hour = hour_start(usage.at);
-        let counts = self
+        let (_, counts) = self
             .counts
-            .entry((usage.key_id, usage.tenant.to_string(), hour))
-            .or_default();
+            .entry((usage.key_id, hour))
+            .or_insert_with(|| (usage.tenant.to_string(), Counts::default()));
         counts[usage.outcome.index()] = counts[usage.outcome.index()].saturating_add(1);
         self.requests += 1;
         if usage.outcome.uses_the_key() {
-            let last = LastUse {
-                key_id: usage.key_id,
-                tenant: usage.tenant.to_string(),
-                at: usage.at,
-                ip: client_ip(usage.client),
-                country: country(usage.country),
-            };
-            let entry = self
-                .last
-                .entry((usage.key_id, usage.tenant.to_string()))
-                .or_insert_with(|| last.clone());
-            if last.at >= entry.at {
-                *entry = last;
+            let ip = client_ip(usage.client);
+            match self.last.get_mut(&usage.key_id) {
+                Some(last) if last.at > usage.at => {}
+                // The same address is in the same place: its country is already known.
+                Some(last) if last.ip == ip => last.at = usage.at,
+                Some(last) => {
+                    (last.at, last.ip) = (usage.at, ip);
+                    last.country = country((usage.country)().as_deref());
+                }
+                None => {
+                    let last = LastUse {
+                        key_id: usage.key_id,
+                        tenant: usage.tenant.to_string(),
+                        at: usage.at,
+                        ip,
+                        country: country((usage.country)().as_deref()),
+                    };
+                    self.last.insert(usage.key_id, last);
+                }
             }
         }
         if self.rows() >= FLUSH_ROWS {
@@ -236,7 +247,7 @@ impl UsageBuffer {
         let mut rows = self
             .counts
             .drain()
-            .map(|((key_id, tenant, hour), counts)| {
+            .map(|((key_id, hour), (tenant, counts))| {
                 Row::Count(CountRow {
                     key_id,
                     tenant,
@@ -541,12 +552,45 @@ mod tests {
             outcome,
             at,
             client: Some("203.0.113.7"),
-            country: Some("DE"),
+            country: &|| Some("DE".into()),
         }
     }
 
     fn sent(buffer: &mut UsageBuffer) -> Fold {
         fold(buffer.take_scheduled().messages)
+    }
+
+    #[test]
+    fn the_country_is_asked_for_only_for_a_new_key_or_a_new_address() {
+        let asked = std::cell::Cell::new(0);
+        let country = || {
+            asked.set(asked.get() + 1);
+            Some("DE".to_string())
+        };
+        let mut buffer = UsageBuffer::default();
+        let mut record = |k, outcome, at, client| {
+            buffer.record(Use {
+                client,
+                country: &country,
+                ..used(key(k), outcome, at)
+            });
+        };
+        record(1, Outcome::Allowed, NOW, Some("203.0.113.7"));
+        record(1, Outcome::Allowed, NOW + 1, Some("203.0.113.7"));
+        record(1, Outcome::Revoked, NOW + 2, Some("198.51.100.1"));
+        assert_eq!(
+            asked.get(),
+            1,
+            "the same address, and a refusal, ask nothing"
+        );
+        record(1, Outcome::Forbidden, NOW + 3, Some("198.51.100.1"));
+        record(2, Outcome::Allowed, NOW + 3, Some("198.51.100.1"));
+        assert_eq!(asked.get(), 3, "a new address and a new key ask once each");
+        let last = sent(&mut buffer).last;
+        assert!(last.iter().all(|l| l.country.as_deref() == Some("DE")));
+        assert!(last
+            .iter()
+            .any(|l| l.key_id == key(1) && l.ip.as_deref() == Some("198.51.100.1")));
     }
 
     #[test]

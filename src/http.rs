@@ -117,13 +117,13 @@ pub fn js_internal(context: &str) -> impl Fn(JsValue) -> AppError + '_ {
 }
 
 /// A fetched response (from the origin or the assets) has immutable headers. This wraps the same
-/// streamed body in a new response whose headers the runtime copies in one call, so that the
-/// edge can add its own.
+/// streamed body in a new response whose headers the edge can add to. The fetched response is
+/// itself the init (`new Response(body, fetched)`, which the runtime accepts): status, status
+/// text and headers are copied inside the runtime, none of them through the wasm.
 pub fn with_mutable_headers(fetched: web_sys::Response) -> Result<web_sys::Response, AppError> {
-    let init = web_sys::ResponseInit::new();
-    init.set_status(fetched.status());
-    init.set_status_text(&fetched.status_text());
-    init.set_headers(&fetched.headers());
-    web_sys::Response::new_with_opt_readable_stream_and_init(fetched.body().as_ref(), &init)
-        .map_err(js_internal("response"))
+    web_sys::Response::new_with_opt_readable_stream_and_init(
+        fetched.body().as_ref(),
+        fetched.unchecked_ref::<web_sys::ResponseInit>(),
+    )
+    .map_err(js_internal("response"))
 }

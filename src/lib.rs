@@ -35,7 +35,7 @@ mod entry {
     use crate::{domain::tenant::Tenant, error::AppError, http, log::RequestLog};
     use crate::{query::split_url, route, routes, usage_queue};
     use worker::wasm_bindgen::JsValue;
-    use worker::{console_log, event, web_sys, Context, Date, Env, Result};
+    use worker::{console_log, event, js_sys, web_sys, Context, Env, Result};
     use worker::{MessageBatch, ScheduleContext, ScheduledEvent};
 
     /// Host → tenant → route, then the one place that turns errors into responses and logs.
@@ -123,7 +123,8 @@ mod entry {
     /// takes the request's time as an argument, so that it is tested with any time it likes.
     #[allow(clippy::disallowed_methods)]
     fn clock() -> u64 {
-        Date::now().as_millis()
+        // The static `Date.now()`: `worker::Date::now` builds a `Date` object to read it.
+        js_sys::Date::now() as u64
     }
 
     fn new_request_id() -> String {

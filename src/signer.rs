@@ -60,9 +60,19 @@ thread_local! {
     static VERIFYING: RefCell<Vec<(String, JsValue)>> = const { RefCell::new(Vec::new()) };
 }
 
+/// `crypto.subtle`, looked up once per isolate: two property reads across the boundary on
+/// every signature otherwise.
 fn subtle() -> Result<SubtleCrypto, JsValue> {
+    thread_local! {
+        static SUBTLE: RefCell<Option<JsValue>> = const { RefCell::new(None) };
+    }
+    if let Some(subtle) = SUBTLE.with(|s| s.borrow().clone()) {
+        return Ok(subtle.unchecked_into());
+    }
     let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into())?;
-    Ok(js_sys::Reflect::get(&crypto, &"subtle".into())?.unchecked_into())
+    let subtle = js_sys::Reflect::get(&crypto, &"subtle".into())?;
+    SUBTLE.with(|s| *s.borrow_mut() = Some(subtle.clone()));
+    Ok(subtle.unchecked_into())
 }
 
 /// Any failure of the key (Web Crypto refusing it, say) is the same answer as no key at all:

@@ -56,7 +56,7 @@ pub async fn forward(
     // `new Headers(incoming)` copies them all inside the runtime; then the edge removes what
     // only it may set, whatever the credential, and sets its own.
     let headers = web_sys::Headers::new_with_headers(&incoming).map_err(js_internal("headers"))?;
-    for name in header_names(&headers)? {
+    for name in header_names(&headers) {
         if name == "host" || forwarding::is_edge_owned(&name) {
             headers.delete(&name).map_err(js_internal("headers"))?;
         }
@@ -100,15 +100,14 @@ pub async fn forward(
     http::with_mutable_headers(fetched.unchecked_into())
 }
 
-/// The names of a header list, lower-case as the runtime keeps them.
-fn header_names(headers: &web_sys::Headers) -> Result<Vec<String>, AppError> {
-    let mut names = Vec::new();
-    let keys = headers.keys();
-    loop {
-        let next = keys.next().map_err(js_internal("headers"))?;
-        if next.done() {
-            return Ok(names);
-        }
-        names.extend(next.value().as_string());
-    }
+/// The names of a header list, lower-case as the runtime keeps them: gathered and joined inside
+/// the runtime, then brought across the boundary as one string rather than one call and one
+/// string per header. A header name cannot contain a newline.
+fn header_names(headers: &web_sys::Headers) -> Vec<String> {
+    let joined: String = js_sys::Array::from(&headers.keys()).join("\n").into();
+    joined
+        .split('\n')
+        .filter(|name| !name.is_empty())
+        .map(String::from)
+        .collect()
 }

@@ -19,6 +19,8 @@ mod http;
 #[cfg(target_arch = "wasm32")]
 mod log;
 #[cfg(target_arch = "wasm32")]
+mod microtasks;
+#[cfg(target_arch = "wasm32")]
 mod rate_limit;
 #[cfg(target_arch = "wasm32")]
 mod routes;
@@ -101,6 +103,12 @@ mod entry {
         headers.set("X-Content-Type-Options", "nosniff")?;
         console_log!("{}", log.to_json(clock().saturating_sub(started)));
         Ok(response)
+    }
+
+    /// Once per isolate, when the module is instantiated (and again if it is re-instantiated).
+    #[event(start)]
+    fn start() {
+        crate::microtasks::wake_with_promise_jobs();
     }
 
     /// The usage queue's consumer: this Worker consumes what its isolates send (`usage_queue`).

@@ -16,7 +16,13 @@ done
 if [ "${EDGE_KEYS_PREBUILT:-}" = 1 ] && [ -f build/index.js ]; then
   exit 0
 fi
-"$cargo_bin/worker-build" --release
+# EDGE_KEYS_FEATURES: cargo features of a test build (the e2e harness's panic-on-demand); none
+# for a deployment.
+if [ -n "${EDGE_KEYS_FEATURES:-}" ]; then
+  "$cargo_bin/worker-build" --release . --features "$EDGE_KEYS_FEATURES"
+else
+  "$cargo_bin/worker-build" --release
+fi
 
 # worker-build keeps the wasm names section (about 110 KB, 35 KB gzipped) for symbolicated stack
 # traces. With panic = "abort" those traces are rare and short, and every byte is paid at each

@@ -52,6 +52,11 @@ mod entry {
         let url = split_url(&url);
         let log = RequestLog::new(&request_id, &req.method(), url.path);
 
+        #[cfg(feature = "panic-on-demand")]
+        if header("x-test-panic").is_some() {
+            panic!("a panic on demand (feature panic-on-demand)");
+        }
+
         let isolate = Isolate::get(&env);
         let host = header("Host").unwrap_or_default();
         let root_domain = &isolate.config.root_domain;

@@ -19,6 +19,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         a_chunked_management_body_over_16_kib_is_413_and_stores_nothing,
         failures_on_one_tenant_never_lock_out_another_tenants_keys,
         a_thousand_rotations_later_a_revocation_still_works,
+        a_panic_does_not_poison_the_isolate_for_later_requests,
     )
 }
 
@@ -329,4 +330,56 @@ fn a_thousand_rotations_later_a_revocation_still_works() {
     let path = unique_path("rotated");
     assert_eq!(get(&tenant.name, &path, &[("X-Api-Key", &key)]).status, 401);
     assert!(worker().origin.received(&path).is_empty());
+}
+
+/// The run's build has the test-only feature panic-on-demand: a request with `x-test-panic`
+/// panics in the Worker, and with `panic = "abort"` its wasm instance traps. The runtime's glue
+/// starts a fresh instance for the next request. Nothing of the panicking request may reach the
+/// origin, and every later request must be answered as if nothing had happened: keys validated,
+/// forwarded, created.
+fn a_panic_does_not_poison_the_isolate_for_later_requests() {
+    let port = instance("panics").port;
+    let tenant = "panics";
+    let admin = format!("Bearer {}", session_token(tenant, "admin"));
+    let create = || {
+        let created = send(
+            port,
+            "POST",
+            tenant,
+            "/api/v1/api-keys",
+            &[
+                ("Authorization", admin.as_str()),
+                ("Content-Type", "application/json"),
+            ],
+            Some(br#"{"name": "after a panic", "scopes": "read"}"#),
+        );
+        assert_eq!(created.status, 201, "{}", created.text());
+        let key = created.json()["key"].as_str().unwrap().to_string();
+        remember_secret(&key);
+        key
+    };
+    let forwarded = |key: &str| {
+        let path = unique_path("after-panic");
+        let response = send(port, "GET", tenant, &path, &[("X-Api-Key", key)], None);
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert_eq!(worker().origin.received(&path).len(), 1);
+    };
+    let key = create();
+    forwarded(&key);
+    for _ in 0..3 {
+        let path = unique_path("panic");
+        let panicked = send(
+            port,
+            "GET",
+            tenant,
+            &path,
+            &[("X-Api-Key", key.as_str()), ("x-test-panic", "1")],
+            None,
+        );
+        assert!(panicked.status >= 500, "{}", panicked.status);
+        assert!(!panicked.text().contains(&key));
+        assert!(worker().origin.received(&path).is_empty());
+        forwarded(&key);
+        forwarded(&create());
+    }
 }

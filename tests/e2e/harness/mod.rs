@@ -139,6 +139,16 @@ pub const INSTANCES: &[InstanceSpec] = &[
         upstream: Upstream::Recording,
         before_start: Some(crate::audit::prepare_d1_without_audit_table),
     },
+    // hardening.rs: requests that panic on demand. A panic traps the wasm instance and ends
+    // every request in flight in it, so these have an instance of their own.
+    InstanceSpec {
+        name: "panics",
+        config: Config::Root,
+        migrated: true,
+        vars: &[],
+        upstream: Upstream::Recording,
+        before_start: None,
+    },
 ];
 
 /// The main instance and the recording origin.

@@ -68,14 +68,17 @@ pub fn wrangler() -> Command {
     command
 }
 
-/// Builds the release Worker once for the whole run (wrangler's own [build] is skipped).
+/// Builds the release Worker once for the whole run (wrangler's own [build] is skipped), with
+/// the test-only feature `panic-on-demand` (hardening.rs): the one difference from a
+/// deployment's build.
 pub fn build_worker() {
     eprintln!("e2e: building the Worker once for this run");
     run(
         Command::new("bash")
             .arg("scripts/build.sh")
             .current_dir(project_root())
-            .env("PATH", tool_path()),
+            .env("PATH", tool_path())
+            .env("EDGE_KEYS_FEATURES", "panic-on-demand"),
         "build",
     );
 }

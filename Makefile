@@ -10,7 +10,10 @@ test:
 build:
 	bash scripts/setup.sh dev && bash scripts/build.sh
 
-# Performance and size of the release Worker in workerd, wrk over 127.0.0.1 (BENCHMARKS.md).
+# Performance and size of the release Worker in workerd, wrk over 127.0.0.1 (BENCHMARKS.md): bench/run.mjs,
+# then bench/edge.mjs (the Rust Worker against the JavaScript Worker doing the same work: isolate CPU,
+# latency at a fixed rate with oha, throughput; paired rounds, bootstrap intervals, one line per target).
+# BENCH_SUITE=edge|run runs only one of them (scripts/bench.sh).
 # BENCH_OTHER_TREE=dir runs another checkout's release build beside it (case other-gateway-valid-key).
 bench:
 	bash scripts/bench.sh

@@ -60,7 +60,9 @@ export const USAGE_QUEUE = "rally-edge-keys-usage";
 
 /// Starts a module Worker in workerd with the project's bindings. `scriptPath` defaults to the
 /// release build; `tree` is the checkout whose migrations/ (or, in a tree older than migrations,
-/// schema.sql) build its D1; `rateLimit` adds the failed-authentication limiter of wrangler.toml;
+/// schema.sql) build its D1; `rateLimit` adds the failed-authentication limiter of wrangler.toml
+/// (20 per 60 s), or, as `{ limit }`, the same limiter with another limit (bench/edge.mjs sends
+/// thousands of rejected keys from one address, and measures the 401 path, not the 429 one);
 /// `inspect` opens V8's inspector on a loopback port (for bench/profile.mjs); `usageQueue` (the
 /// release build's default) adds wrangler.toml's usage queue, produced and consumed by the
 /// Worker; `onLogLine` gets each line the Worker logs, which are otherwise dropped; `vars` adds
@@ -102,7 +104,9 @@ export async function startWorker({
       compatibilityDate,
       d1Databases: ["DB"],
       kvNamespaces: ["API_KEY_CACHE"],
-      ratelimits: rateLimit ? { AUTH_FAILURE_LIMITER: { namespace_id: "1001", simple: { limit: 20, period: 60 } } } : {},
+      ratelimits: rateLimit
+        ? { AUTH_FAILURE_LIMITER: { namespace_id: "1001", simple: { limit: rateLimit.limit ?? 20, period: 60 } } }
+        : {},
       ...(usageQueue ? {
         queueProducers: { USAGE_QUEUE: USAGE_QUEUE },
         queueConsumers: { [USAGE_QUEUE]: { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 3 } },

@@ -34,7 +34,8 @@ const commitOf = (tree) => {
 const origin = await startOrigin();
 const rust = await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET });
 const js = await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath: `${root}bench/baseline-worker.js` });
-const jsSameWork = await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath: `${root}bench/baseline-worker-same-work.js` });
+// js-same-work counts usage on its own queue, as the Rust Worker does.
+const jsSameWork = await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath: `${root}bench/baseline-worker-same-work.js`, usageQueue: true });
 const jsFloor = await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath: `${root}bench/baseline-worker-floor.js` });
 const other = OTHER_TREE ? await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath: `${OTHER_TREE}/build/index.js`, tree: OTHER_TREE }) : undefined;
 

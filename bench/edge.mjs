@@ -1,0 +1,526 @@
+// "A benchmark that measures the Worker, not the machine": the release Rust Worker against the
+// JavaScript Worker that does the same work (bench/baseline-worker-same-work.js), side by side in
+// one run, in workerd through Miniflare's API, all traffic on 127.0.0.1.
+//
+// Cases: gateway-valid-key (the Rust Worker, a valid key with an allow-list, its grant in KV,
+// forwarded), js-same-work (the JavaScript Worker, the same key and grant), and two rejections by
+// the Rust Worker, malformed-key and unknown-key-cached (a well-formed key that KV's negative
+// entry refuses).
+//
+// Each of BENCH_ROUNDS rounds (default 10) runs every case in three phases, phase by phase, each
+// phase starting one case further on than in the round before, so that no case always follows
+// the same one and the two halves of a pair are measured seconds apart:
+//   1. isolate CPU per request: a V8 CPU profile of the Worker's own isolate (its inspector), over
+//      a fixed number of requests sent at the fixed rate below (BENCH_CPU_SECONDS' worth), open
+//      loop, so that both Workers are measured at the same load. Only the Worker's isolate is
+//      sampled: Miniflare's simulators of KV, Queues and the rate limiter, and its entry Worker
+//      that routes every request, are other isolates; the one piece of simulator code that runs
+//      inside it (the rate limiter's binding) is left out (see isolateBusy). This phase runs on a
+//      second pair of Workers, started with the inspector; the other two on Workers without one.
+//   2. latency at a fixed arrival rate: oha, open loop, BENCH_LATENCY_SECONDS at BENCH_RATE
+//      requests a second, latency counted from when each request was due (--latency-correction,
+//      so that a stall is not hidden by the requests it held back); p50, p99, p99.9. The rate is
+//      BENCH_RATE_FRACTION (0.5) of js-same-work's saturation throughput, measured once before the
+//      rounds with wrk (closed loop, 10 connections, 3 s), unless BENCH_RATE is given.
+//   3. throughput: wrk, closed loop, 10 connections, BENCH_THROUGHPUT_SECONDS, as bench/run.mjs.
+// A phase whose responses were not all the expected status (200 for a valid key, 401 for a
+// rejection) does not count, and is reported. Every figure compared is a ratio within one round
+// (a paired sample: both halves saw the same state of the machine); the point estimate is the
+// median over rounds, with a 95 % percentile-bootstrap interval (10,000 resamples of the rounds,
+// seeded, so that a run's report can be recomputed).
+// Usage: make bench [BENCH_SUITE=edge] [BENCH_ROUNDS=10] [BENCH_CPU_SECONDS=3]
+//   [BENCH_LATENCY_SECONDS=4] [BENCH_THROUGHPUT_SECONDS=3] [BENCH_RATE=req/s] [BENCH_SEED=1]
+// Writes its report to stdout and to .bench/edge-<time>.md.
+
+import { execFile, execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { homedir, loadavg } from "node:os";
+import { gzipSync } from "node:zlib";
+import { compatibilityDate, cpuMicros, request, root, sessionToken, startOrigin, startWorker } from "./harness.mjs";
+
+const number = (name, fallback) => {
+  const value = process.env[name] === undefined || process.env[name] === "" ? fallback : Number(process.env[name]);
+  if (!(value > 0)) {
+    console.error(`${name}: a positive number, please`);
+    process.exit(2);
+  }
+  return value;
+};
+const ROUNDS = Math.round(number("BENCH_ROUNDS", 10));
+const CPU_SECONDS = number("BENCH_CPU_SECONDS", 3);
+const LATENCY_SECONDS = number("BENCH_LATENCY_SECONDS", 4);
+const THROUGHPUT_SECONDS = number("BENCH_THROUGHPUT_SECONDS", 3);
+const SATURATION_SECONDS = 3;
+const RATE_FRACTION = number("BENCH_RATE_FRACTION", 0.5);
+const SEED = Math.round(number("BENCH_SEED", 1));
+const RESAMPLES = 10_000;
+const WRK_CONNECTIONS = 10;
+// Enough for the fixed rate with latencies far above the usual: oha sends each request when it
+// is due on any free connection, and counts a wait for a free one as latency.
+const OPEN_LOOP_CONNECTIONS = 32;
+// V8's sampler period asked for, in µs (it gets about 1.6 times that on this kind of machine).
+const SAMPLING_INTERVAL_US = 100;
+const JWT_SECRET = randomBytes(24).toString("hex");
+const TENANT = "bench";
+const HOST = `${TENANT}.localhost`;
+const PATH = "/crm/contacts?page=2";
+// The fixed client address of the open-loop phases (wrk's script draws one per request from the
+// same /48); the key's allow-list holds it.
+const CLIENT_IP = "2001:db8:be::1";
+const ALLOWED_IPS = ["203.0.113.0/24", "2001:db8:be::/48"];
+// High enough that the rejection cases measure the 401 path throughout, never the 429 one; the
+// limiter is still called for every 401, as in production.
+const RATE_LIMIT = { limit: 1_000_000_000 };
+const OHA = process.env.OHA ?? (existsSync(`${homedir()}/.cargo/bin/oha`) ? `${homedir()}/.cargo/bin/oha` : "oha");
+const runStarted = Date.now();
+
+// ---- processes, without ever showing a key -----------------------------------------------------
+// The key is in the load generators' arguments; an error message of execFile would quote them.
+const secrets = [];
+const redact = (text) => secrets.reduce((t, s) => t.replaceAll(s, "[redacted]"), String(text));
+function run(command, args) {
+  return new Promise((resolve, reject) => {
+    // Asynchronous, so that Node keeps draining workerd's output pipes meanwhile.
+    execFile(command, args.map(String), { maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`${command} failed (${error.code ?? error.signal}): ${redact(stderr).slice(0, 500)}`));
+      else resolve(stdout);
+    });
+  });
+}
+const progress = (line) => console.error(redact(line));
+
+// ---- the Workers -------------------------------------------------------------------------------
+// Two of each: a profiled pair, with V8's inspector, for the CPU phase, and a plain pair for the
+// latency and throughput phases. An inspector costs the Worker even when it is not profiling
+// (measured here: about 8 % more workerd CPU per malformed-key request, about 0.1 ms), so the
+// phases that time requests run without one. The CPU phase cannot: its figures include that cost
+// for both Workers alike (each logs one line per request), which pulls its ratios a little
+// towards 1.
+const origin = await startOrigin();
+const rustScript = `${root}build/index.js`;
+const jsScript = `${root}bench/baseline-worker-same-work.js`;
+const start = (scriptPath, inspect) => startWorker({
+  originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath, inspect, rateLimit: RATE_LIMIT, usageQueue: true,
+});
+// The plain pair first, from fresh processes: its start-up times (Miniflare created to ready,
+// modules compiled; one sample each) are reported as information.
+const plain = { rust: await start(rustScript, false), js: await start(jsScript, false) };
+const profiled = { rust: await start(rustScript, true), js: await start(jsScript, true) };
+for (const pair of [plain, profiled]) [pair.rust.label, pair.js.label] = ["rust", "js-same-work"];
+
+/// A DevTools session on the Worker's isolate. Each Miniflare has an inspector of its own, which
+/// lists the Worker (title "Cloudflare Worker", id ending in its name); the target is looked up
+/// for each Worker, never assumed.
+async function inspectorSession(worker) {
+  const base = (await worker.mf.getInspectorURL()).href.replace("ws:", "http:");
+  const targets = await (await fetch(`${base}json`)).json();
+  const target = targets.find((t) => t.id?.endsWith("-rally-edge-keys")) ?? (targets.length === 1 ? targets[0] : undefined);
+  if (!target) throw new Error(`${worker.label}: no inspector target for the Worker among ${targets.length}`);
+  // The inspector proxy accepts DevTools clients from a local origin only.
+  const socket = new WebSocket(target.webSocketDebuggerUrl, { headers: { origin: "http://localhost" } });
+  socket.binaryType = "arraybuffer";
+  await new Promise((resolve, reject) => { socket.onopen = resolve; socket.onerror = reject; });
+  let nextId = 1;
+  const pending = new Map();
+  socket.onmessage = (event) => {
+    const message = JSON.parse(typeof event.data === "string" ? event.data : new TextDecoder().decode(event.data));
+    const waiting = pending.get(message.id);
+    if (!waiting) return;
+    pending.delete(message.id);
+    if (message.error) waiting.reject(new Error(`${worker.label} inspector: ${message.error.message}`));
+    else waiting.resolve(message.result);
+  };
+  const send = (method, params = {}) => new Promise((resolve, reject) => {
+    const id = nextId++;
+    pending.set(id, { resolve, reject });
+    socket.send(JSON.stringify({ id, method, params }));
+  });
+  await send("Profiler.enable");
+  await send("Profiler.setSamplingInterval", { interval: SAMPLING_INTERVAL_US });
+  return { send, close: () => socket.close() };
+}
+profiled.rust.inspector = await inspectorSession(profiled.rust);
+profiled.js.inspector = await inspectorSession(profiled.js);
+
+// ---- the key -----------------------------------------------------------------------------------
+/// Creates a key with an allow-list through the Rust Worker's API, and gives the JavaScript
+/// Worker the same grant. Returns the key.
+async function prepare({ rust, js }) {
+  const created = await request(rust.port, "POST", HOST, "/api/v1/api-keys",
+    { authorization: sessionToken(TENANT, JWT_SECRET), "content-type": "application/json" },
+    JSON.stringify({ name: "bench", scopes: "read,write", allowedIps: ALLOWED_IPS }));
+  if (created.status !== 201) throw new Error(`create: ${created.status}`);
+  const { id, key } = JSON.parse(created.body);
+  const keyHash = createHash("sha256").update(key).digest("hex");
+  secrets.push(key, keyHash);
+  const cacheName = `managed/${createHash("sha256").update(`rally-edge-keys/kv/v2:${keyHash}`).digest("hex")}`;
+  // The grant that the key's creation wrote, as the Rust Worker wrote it, allow-list included,
+  // fresh all day in both Workers: the JavaScript Worker has no D1 to renew it from, so neither
+  // renews it (a renewal is one D1 read per isolate every few minutes, nothing per request).
+  const written = JSON.parse(await rust.kv.get(cacheName));
+  if (written?.grant?.allowedIps !== ALLOWED_IPS.join(",")) throw new Error("the key's grant in KV is not the one expected");
+  written.grant.freshUntil = Date.now() + 86_400_000;
+  await rust.kv.put(cacheName, JSON.stringify(written));
+  await js.kv.put(cacheName, JSON.stringify(written));
+  // The JavaScript Worker's consumer counts usage only for keys its D1 knows, as the Rust one does.
+  const row = await rust.db.prepare("SELECT * FROM api_keys WHERE id = ?1").bind(id).first();
+  const columns = Object.keys(row);
+  await js.db.prepare(`INSERT INTO api_keys (${columns.join(", ")}) VALUES (${columns.map((_, i) => `?${i + 1}`).join(", ")})`)
+    .bind(...columns.map((c) => row[c])).run();
+  return key;
+}
+const keys = new Map([[plain, await prepare(plain)], [profiled, await prepare(profiled)]]);
+
+// Each case names its Worker by role; a phase picks the pair (profiled for CPU, plain otherwise).
+const cases = {
+  "gateway-valid-key": { what: "Rust: valid key, allow-list, KV hit, forwarded", role: "rust", valid: true, expect: 200 },
+  "js-same-work": { what: "JavaScript doing the same work", role: "js", valid: true, expect: 200 },
+  "malformed-key": { what: "Rust: malformed key rejected", role: "rust", key: "rk_live_not-a-key", expect: 401 },
+  "unknown-key-cached": { what: "Rust: unknown key, negative cache entry", role: "rust", key: `rk_live_${"ab".repeat(16)}`, expect: 401 },
+};
+const NAMES = Object.keys(cases);
+const RUST = "gateway-valid-key";
+const JS = "js-same-work";
+const REJECTIONS = ["malformed-key", "unknown-key-cached"];
+/// The Worker, key and expected status of a case on a pair of Workers.
+const target = (name, pair) => {
+  const c = cases[name];
+  return { ...c, worker: pair[c.role], key: c.valid ? keys.get(pair) : c.key };
+};
+
+// ---- load generators ---------------------------------------------------------------------------
+const url = (c) => `http://127.0.0.1:${c.worker.port}${PATH}`;
+
+async function wrk(name, seconds, { pair = plain, connections = WRK_CONNECTIONS } = {}) {
+  const c = target(name, pair);
+  // A 10 s timeout, as run.mjs: a slow response counts in the latencies, not as a socket error.
+  const out = await run("wrk", ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "10s", "-s", `${root}bench/wrk/check.lua`,
+    "-H", `Host: ${HOST}`, "-H", `X-Api-Key: ${c.key}`, url(c)]);
+  const result = JSON.parse(out.split("\n").find((l) => l.startsWith("BENCH ")).slice(6));
+  const statuses = result.statuses;
+  return {
+    rps: result.requests / result.seconds,
+    requests: result.requests,
+    unexpected: result.requests - (statuses[c.expect] ?? 0) + result.socket_errors,
+    statuses: { ...statuses, ...(result.socket_errors ? { socketErrors: result.socket_errors } : {}) },
+  };
+}
+
+/// oha, open loop at `rate`: a fixed number of requests (`requests`) or a fixed time (`seconds`,
+/// waiting for the requests still under way at the end rather than counting them as errors).
+async function oha(name, rate, { requests, seconds, pair = plain }) {
+  const c = target(name, pair);
+  const out = await run(OHA, [
+    ...(requests ? ["-n", requests] : ["-z", `${seconds}s`, "-w"]),
+    "-q", rate, "--latency-correction", "-c", OPEN_LOOP_CONNECTIONS, "--no-tui", "--output-format", "json",
+    "-t", "10s", "-H", `Host: ${HOST}`, "-H", `X-Api-Key: ${c.key}`, "-H", `CF-Connecting-IP: ${CLIENT_IP}`, url(c),
+  ]);
+  const result = JSON.parse(out);
+  const statuses = result.statusCodeDistribution ?? {};
+  const errors = Object.values(result.errorDistribution ?? {}).reduce((a, b) => a + b, 0);
+  const answered = Object.values(statuses).reduce((a, b) => a + b, 0);
+  const p = result.latencyPercentiles ?? {};
+  return {
+    answered,
+    unexpected: answered - (statuses[c.expect] ?? 0) + errors,
+    statuses: { ...statuses, ...(errors ? { errors: result.errorDistribution } : {}) },
+    p50: p.p50 * 1000,
+    p99: p.p99 * 1000,
+    p999: p["p99.9"] * 1000,
+    rps: result.summary?.requestsPerSec,
+  };
+}
+
+// ---- isolate CPU -------------------------------------------------------------------------------
+/// Miniflare's own simulator code that runs inside the Worker's isolate: locally, the rate limiter's
+/// binding is a JavaScript module of Miniflare's (it checks the options, then fetches from a Durable
+/// Object that keeps the counts), a stand-in for the real binding. (D1's binding module is workerd's
+/// own, the one production runs, and counts; it is not on these cases' paths anyway.)
+const SIMULATOR_MODULES = ["cloudflare-internal:ratelimit:module"];
+
+/// The isolate's busy time in one V8 CPU profile, in µs.
+/// V8 samples an isolate only while it is entered: a tick of the sampler that finds workerd's
+/// thread elsewhere (waiting for I/O, or running another isolate: Miniflare's KV, Queues and rate
+/// limiter simulators and its entry Worker all share that thread) records nothing, and the next
+/// sample's timeDelta then spans the whole absence. Summing timeDeltas would charge the Worker
+/// with that time: measured here, 200 requests spaced 5 ms apart summed to 1.7 s of "busy" time
+/// in 2.0 s. So each sample stands for one sampler period instead: busy = samples × period, the
+/// period being the peak of the timeDeltas' distribution (back-to-back samples of a busy stretch;
+/// about 170 µs for the 100 µs asked for here, more on a loaded machine, so it is taken from each
+/// profile itself). A sample counts unless it is "(idle)" or has SIMULATOR_MODULES on its stack:
+/// "(program)" is workerd's native code run for the Worker while its isolate is entered (headers,
+/// streams, Web Crypto, the KV and queue clients), and "(garbage collector)" is collecting the
+/// Worker's garbage; both are the Worker's cost. (Concurrent GC work on V8's helper threads is not
+/// sampled, for either Worker.)
+function isolateBusy(profile) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parentOf = new Map();
+  for (const n of profile.nodes) for (const child of n.children ?? []) parentOf.set(child, n.id);
+  const simulated = new Map();
+  const isSimulated = (id) => {
+    if (id === undefined) return false;
+    if (!simulated.has(id)) simulated.set(id, SIMULATOR_MODULES.includes(byId.get(id).callFrame.url) || isSimulated(parentOf.get(id)));
+    return simulated.get(id);
+  };
+  const deltas = profile.timeDeltas;
+  let samples = 0;
+  let simulator = 0;
+  let summed = 0;
+  profile.samples.forEach((id, i) => {
+    if (byId.get(id).callFrame.functionName === "(idle)") return;
+    if (isSimulated(id)) {
+      simulator++;
+      return;
+    }
+    samples++;
+    summed += deltas[i] ?? 0;
+  });
+  // The peak: the 10 µs bin, between half and ten times the interval asked for, with the most
+  // timeDeltas in it and its two neighbours; then the median of the deltas within 25 % of it.
+  const bins = new Map();
+  for (const d of deltas) {
+    if (d >= SAMPLING_INTERVAL_US / 2 && d <= SAMPLING_INTERVAL_US * 10) bins.set(Math.round(d / 10), (bins.get(Math.round(d / 10)) ?? 0) + 1);
+  }
+  let peak = SAMPLING_INTERVAL_US / 10;
+  let best = -1;
+  for (const bin of bins.keys()) {
+    const weight = (bins.get(bin - 1) ?? 0) + bins.get(bin) + (bins.get(bin + 1) ?? 0);
+    if (weight > best) [peak, best] = [bin, weight];
+  }
+  const near = deltas.filter((d) => Math.abs(d - peak * 10) <= peak * 10 * 0.25);
+  const period = near.length ? median(near) : SAMPLING_INTERVAL_US;
+  return { busy: samples * period, simulator: simulator * period, samples, period, summed };
+}
+
+async function cpuPhase(name, rate) {
+  const c = target(name, profiled);
+  const requests = Math.max(100, Math.round(rate * CPU_SECONDS));
+  const processBefore = cpuMicros(c.worker.pid);
+  await c.worker.inspector.send("Profiler.start");
+  const load = await oha(name, rate, { requests, pair: profiled });
+  const { profile } = await c.worker.inspector.send("Profiler.stop");
+  const processCpu = cpuMicros(c.worker.pid) - processBefore;
+  const busy = isolateBusy(profile);
+  return {
+    cpu: busy.busy / load.answered,
+    simulator: busy.simulator / load.answered,
+    period: busy.period,
+    summed: busy.summed / load.answered,
+    // workerd's whole process (the simulators, Miniflare's entry Worker and the network included),
+    // with the profiler running: information only.
+    process: processCpu / load.answered,
+    unexpected: load.unexpected,
+    statuses: load.statuses,
+  };
+}
+
+// ---- statistics --------------------------------------------------------------------------------
+function median(values) {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length === 0 ? NaN : sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/// mulberry32: a small seeded PRNG, so that the intervals of a run can be recomputed.
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/// The percentile-bootstrap 95 % interval of the median of `values` (one value per round):
+/// RESAMPLES resamples of the rounds, with replacement. Each ratio gets its own stream of the
+/// seed, derived from its name, so that its interval does not depend on which others are computed.
+function bootstrap(values, label) {
+  if (values.length < 2) return [NaN, NaN];
+  const random = prng(SEED ^ Number.parseInt(createHash("sha256").update(label).digest("hex").slice(0, 8), 16));
+  const medians = new Float64Array(RESAMPLES);
+  const resample = new Array(values.length);
+  for (let r = 0; r < RESAMPLES; r++) {
+    for (let i = 0; i < values.length; i++) resample[i] = values[Math.floor(random() * values.length)];
+    medians[r] = median(resample);
+  }
+  medians.sort();
+  return [medians[Math.floor(0.025 * RESAMPLES)], medians[Math.ceil(0.975 * RESAMPLES) - 1]];
+}
+
+// ---- the run -----------------------------------------------------------------------------------
+const loadAverage = () => loadavg().map((l) => l.toFixed(2)).join(" ");
+const loadAtStart = loadAverage();
+progress(`edge: warming up (load average ${loadAtStart})`);
+// Warm the isolates (the JIT, the wasm tiers), the KV entries and the negative entry of
+// unknown-key-cached, and each Worker's usage queue; then check that the valid key is admitted.
+for (const pair of [plain, profiled]) {
+  for (const name of NAMES) await wrk(name, 2, { pair, connections: 2 });
+  for (const name of [RUST, JS]) {
+    const c = target(name, pair);
+    const check = await request(c.worker.port, "GET", HOST, PATH, { "x-api-key": c.key, "cf-connecting-ip": CLIENT_IP });
+    if (check.status !== 200) throw new Error(`${name}: a request with the valid key answered ${check.status}`);
+  }
+}
+const saturation = await wrk(JS, SATURATION_SECONDS);
+if (saturation.unexpected) throw new Error(`${JS}: unexpected statuses while measuring saturation: ${JSON.stringify(saturation.statuses)}`);
+const RATE = process.env.BENCH_RATE ? number("BENCH_RATE", 0) : Math.max(10, Math.round(saturation.rps * RATE_FRACTION));
+progress(`edge: ${JS} saturates at ${saturation.rps.toFixed(0)} req/s (wrk -c${WRK_CONNECTIONS}, ${SATURATION_SECONDS} s); fixed rate ${RATE} req/s`);
+
+const phases = {
+  cpu: (name) => cpuPhase(name, RATE),
+  latency: (name) => oha(name, RATE, { seconds: LATENCY_SECONDS }),
+  throughput: (name) => wrk(name, THROUGHPUT_SECONDS),
+};
+// results[phase][case][round]: the phase's result, or null when it did not count.
+const results = Object.fromEntries(Object.keys(phases).map((phase) => [phase, Object.fromEntries(NAMES.map((n) => [n, []]))]));
+const notCounted = [];
+for (let round = 0; round < ROUNDS; round++) {
+  const order = [...NAMES.slice(round % NAMES.length), ...NAMES.slice(0, round % NAMES.length)];
+  for (const [phase, measure] of Object.entries(phases)) {
+    for (const name of order) {
+      const r = await measure(name);
+      const counted = r.unexpected === 0;
+      results[phase][name][round] = counted ? r : null;
+      if (!counted) notCounted.push({ round: round + 1, phase, name, statuses: r.statuses });
+      const figure = phase === "cpu" ? `${r.cpu.toFixed(0)} µs/req isolate (sampler period ${r.period.toFixed(0)} µs)`
+        : phase === "latency" ? `p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} p99.9 ${r.p999.toFixed(2)} ms`
+          : `${r.rps.toFixed(0)} req/s`;
+      progress(`round ${round + 1}/${ROUNDS} ${phase} ${name}: ${figure}${counted ? "" : ` NOT COUNTED, statuses ${JSON.stringify(r.statuses)}`}`);
+    }
+  }
+}
+const loadAtEnd = loadAverage();
+
+// Did both Workers count their usage through their queues into D1? (A check that the JavaScript
+// Worker does that work too, not a measurement.)
+const usageRows = async (w) => (await w.db.prepare("SELECT COALESCE(SUM(allowed), 0) AS n FROM api_key_usage").first()).n;
+const usage = { rust: await usageRows(plain.rust) + await usageRows(profiled.rust), js: await usageRows(plain.js) + await usageRows(profiled.js) };
+
+// ---- report ------------------------------------------------------------------------------------
+const fields = { cpu: "cpu", simulator: "cpu", period: "cpu", process: "cpu", summed: "cpu", p50: "latency", p99: "latency", p999: "latency", rps: "throughput" };
+const values = (name, field) => results[fields[field]][name].filter(Boolean).map((r) => r[field]);
+const caseMedian = (name, field) => median(values(name, field));
+/// Per-round ratios x/y of `field`, for the rounds in which both counted.
+const ratios = (x, y, field) => {
+  const phase = fields[field];
+  return results[phase][x].map((r, i) => (r && results[phase][y][i] ? r[field] / results[phase][y][i][field] : NaN)).filter(Number.isFinite);
+};
+const ratio = (x, y, field) => {
+  const list = ratios(x, y, field);
+  const [low, high] = bootstrap(list, `${x}/${y}/${field}`);
+  return { median: median(list), low, high, rounds: list.length };
+};
+const fixed = (n, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
+const interval = (r) => `${fixed(r.low, 2)}–${fixed(r.high, 2)}`;
+
+const commit = (() => {
+  try {
+    return execFileSync("git", ["-C", root, "log", "-1", "--format=%h %s"], { encoding: "utf8" }).trim();
+  } catch {
+    return "no commit";
+  }
+})();
+const ohaVersion = (() => {
+  try {
+    return execFileSync(OHA, ["--version"], { encoding: "utf8" }).trim();
+  } catch {
+    return "oha";
+  }
+})();
+const wasm = readFileSync(`${root}build/index_bg.wasm`);
+const wasmGzip = gzipSync(wasm, { level: 9 }).length;
+const lines = [];
+lines.push(`# Edge benchmark, ${new Date(runStarted).toISOString()}`);
+lines.push("");
+lines.push(`Commit ${commit}; workerd via Miniflare, compatibility date ${compatibilityDate}; ${ohaVersion}; load average ${loadAtStart} at the start, ${loadAtEnd} at the end.`);
+const ordinal = (k) => (k === 1 ? "" : `${k}${k === 2 ? "nd" : k === 3 ? "rd" : "th"} `);
+const cpuRequests = Math.max(100, Math.round(RATE * CPU_SECONDS));
+const latencyRequests = Math.round(RATE * LATENCY_SECONDS);
+lines.push(`${ROUNDS} interleaved rounds. Per round and case: isolate CPU over ${cpuRequests} requests at ${RATE} req/s `
+  + `(V8 profile of the Worker's isolate, sampling every ${SAMPLING_INTERVAL_US} µs asked); latency: oha, open loop at ${RATE} req/s `
+  + `for ${LATENCY_SECONDS} s (about ${latencyRequests} requests, of which oha's p99.9 is the ${ordinal(latencyRequests - Math.floor(0.999 * latencyRequests))}largest), `
+  + `coordinated-omission corrected; throughput: wrk, closed loop, ${WRK_CONNECTIONS} connections, ${THROUGHPUT_SECONDS} s. `
+  + (process.env.BENCH_RATE ? `The rate is BENCH_RATE; ${JS} saturated at ${fixed(saturation.rps)} req/s. `
+    : `The rate is ${RATE_FRACTION} × ${JS}'s saturation throughput, ${fixed(saturation.rps)} req/s (wrk, ${WRK_CONNECTIONS} connections, ${SATURATION_SECONDS} s). `)
+  + `Latency and throughput run on Workers without an inspector; CPU on a second pair with one. `
+  + `Intervals: 95 % percentile bootstrap of the median over rounds, ${RESAMPLES} resamples, seed ${SEED}.`);
+lines.push("");
+lines.push("| case | what | isolate CPU µs/req | p50 ms | p99 ms | p99.9 ms | req/s (closed loop) | limiter simulator µs/req (left out) | workerd process CPU µs/req | rounds counted (CPU / latency / throughput) |");
+lines.push("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+for (const name of NAMES) {
+  lines.push(`| ${name} | ${cases[name].what} | ${fixed(caseMedian(name, "cpu"))} | ${fixed(caseMedian(name, "p50"), 2)} | ${fixed(caseMedian(name, "p99"), 2)} | `
+    + `${fixed(caseMedian(name, "p999"), 2)} | ${fixed(caseMedian(name, "rps"))} | ${fixed(caseMedian(name, "simulator"))} | ${fixed(caseMedian(name, "process"))} | `
+    + `${values(name, "cpu").length} / ${values(name, "p99").length} / ${values(name, "rps").length} of ${ROUNDS} |`);
+}
+lines.push("");
+lines.push("Medians over rounds. Isolate CPU: the Worker's own isolate, at the fixed rate, without the code of Miniflare's rate-limiter "
+  + "simulator that runs in it (next to last column). Process CPU: all of workerd (Miniflare's simulators and entry Worker included) "
+  + "during the profiled phase, for comparison only.");
+lines.push("");
+const ratioRows = [
+  ["isolate CPU per request", RUST, JS, "cpu"],
+  ["throughput (closed loop)", RUST, JS, "rps"],
+  ["p50 at the fixed rate", RUST, JS, "p50"],
+  ["p99 at the fixed rate", RUST, JS, "p99"],
+  ["p99.9 at the fixed rate", RUST, JS, "p999"],
+  ...REJECTIONS.flatMap((name) => [[`isolate CPU per request`, name, RUST, "cpu"], [`p99 at the fixed rate`, name, RUST, "p99"]]),
+];
+const computed = new Map(ratioRows.map(([, x, y, field]) => [`${x}/${y}/${field}`, ratio(x, y, field)]));
+const get = (x, y, field) => computed.get(`${x}/${y}/${field}`);
+lines.push("| ratio | figure | paired rounds | median | 95 % interval |");
+lines.push("| --- | --- | ---: | ---: | --- |");
+for (const [what, x, y, field] of ratioRows) {
+  const r = get(x, y, field);
+  lines.push(`| ${x} / ${y} | ${what} | ${r.rounds} | ${fixed(r.median, 3)} | ${fixed(r.low, 3)}–${fixed(r.high, 3)} |`);
+}
+lines.push("");
+const cpu = get(RUST, JS, "cpu");
+const rps = get(RUST, JS, "rps");
+const p99 = get(RUST, JS, "p99");
+const p999 = get(RUST, JS, "p999");
+const targets = [
+  [cpu.median <= 0.9 && cpu.high <= 1.0,
+    `isolate CPU per request <= 0.90 x ${JS}, 95 % interval's upper bound <= 1.00: ${fixed(cpu.median, 2)} x (${interval(cpu)})`],
+  [rps.median >= 1.0, `throughput >= 1.00 x ${JS}: ${fixed(rps.median, 2)} x (${interval(rps)})`],
+  [p99.median <= 1.0, `p99 at ${RATE} req/s <= 1.00 x ${JS}: ${fixed(p99.median, 2)} x (${interval(p99)})`],
+  [p999.median <= 1.25, `p99.9 at ${RATE} req/s <= 1.25 x ${JS}: ${fixed(p999.median, 2)} x (${interval(p999)})`],
+  ...REJECTIONS.map((name) => {
+    const c = get(name, RUST, "cpu");
+    const l = get(name, RUST, "p99");
+    return [c.median <= 1.0 && l.median <= 1.0,
+      `${name} never slower than ${RUST}: isolate CPU ${fixed(c.median, 2)} x (${interval(c)}), p99 ${fixed(l.median, 2)} x (${interval(l)}), both <= 1.00`];
+  }),
+  [wasmGzip <= 160 * 1024, `build/index_bg.wasm <= 160 KiB gzip -9: ${wasmGzip} bytes (${(wasmGzip / 1024).toFixed(1)} KiB; ${wasm.length} bytes raw)`],
+];
+for (const [met, text] of targets) lines.push(`${met ? "met" : "MISSED"} ${text}`);
+lines.push(`info: start-up, new Miniflare to ready, one sample each: rust ${fixed(plain.rust.startMs)} ms, ${JS} ${fixed(plain.js.startMs)} ms`);
+lines.push("");
+lines.push(`Sampler period found in the profiles (median µs): ${NAMES.map((n) => `${n} ${fixed(caseMedian(n, "period"))}`).join(", ")}. `
+  + `The timeDeltas of the non-idle samples summed, for comparison (µs/req; they include the isolate's absences, see isolateBusy): `
+  + `${NAMES.map((n) => `${n} ${fixed(caseMedian(n, "summed"))}`).join(", ")}.`);
+lines.push(`Usage counted through each Worker's queue into its D1 (allowed requests): rust ${usage.rust}, ${JS} ${usage.js}.`);
+if (notCounted.length) {
+  lines.push("");
+  lines.push("Phases not counted (unexpected statuses or socket errors):");
+  for (const n of notCounted) lines.push(`- round ${n.round}, ${n.phase}, ${n.name}: ${JSON.stringify(n.statuses)}`);
+}
+lines.push("");
+lines.push(`Run time ${((Date.now() - runStarted) / 1000).toFixed(0)} s.`);
+const report = redact(lines.join("\n"));
+console.log(report);
+mkdirSync(`${root}.bench`, { recursive: true });
+const file = `${root}.bench/edge-${new Date(runStarted).toISOString().replace(/[:.]/g, "-")}.md`;
+writeFileSync(file, `${report}\n`);
+progress(`edge: report written to ${file}`);
+
+for (const pair of [plain, profiled]) {
+  for (const w of [pair.rust, pair.js]) {
+    w.inspector?.close();
+    await w.mf.dispose();
+  }
+}
+origin.server.close();
+process.exit(notCounted.length === 0 ? 0 : 1);

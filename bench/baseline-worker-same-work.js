@@ -21,7 +21,8 @@
 //   - the forward with redirect "manual", and the origin's response re-made with mutable headers;
 //   - the usage count (src/domain/usage.rs `UsageBuffer::record`): per (key, tenant, UTC hour,
 //     outcome) in this isolate's map, the last (time, canonical IP, country from request.cf) per
-//     key for outcomes that use the key, and a send scheduled at most once a second with
+//     key for outcomes that use the key (request.cf read only for a key new to the buffer or a new
+//     address, as the Rust buffer does), and a send scheduled at most once a second with
 //     ctx.waitUntil (a delayed sendBatch on env.USAGE_QUEUE, messages of at most 500 rows, two
 //     messages a sendBatch), or at once at 1,000 rows;
 //   - on a 401, one failure counted on AUTH_FAILURE_LIMITER for (tenant, client), and the pair
@@ -433,14 +434,19 @@ function recordUsage(request, env, ctx, log, state, error, now) {
   usage.requests += 1;
   if (usesTheKey) {
     const parsed = state.client === null ? null : parseIp(state.client.trim());
-    const country = request.cf?.country;
-    const last = {
-      keyId, tenant: log.tenant, at: now, ip: parsed ? formatIp(parsed) : null,
-      country: typeof country === "string" && /^[A-Z0-9]{2}$/.test(country) ? country : null,
+    const ip = parsed ? formatIp(parsed) : null;
+    // As the Rust buffer: keyed by the key's id, and request.cf read only for a key new to the
+    // buffer or a new address (the same address is in the same country).
+    const readCountry = () => {
+      const country = request.cf?.country;
+      return typeof country === "string" && /^[A-Z0-9]{2}$/.test(country) ? country : null;
     };
-    const lastKey = `${keyId}|${log.tenant}`;
-    const known = usage.last.get(lastKey);
-    if (!known || last.at >= known.at) usage.last.set(lastKey, last);
+    const known = usage.last.get(keyId);
+    if (!known) usage.last.set(keyId, { keyId, tenant: log.tenant, at: now, ip, country: readCountry() });
+    else if (now >= known.at) {
+      known.at = now;
+      if (known.ip !== ip) [known.ip, known.country] = [ip, readCountry()];
+    }
   }
   let send = null;
   if (usage.counts.size + usage.last.size >= FLUSH_ROWS) {

@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 pub fn tests() -> Vec<libtest_mimic::Trial> {
     trials!("leaks":
         a_signed_alert_revokes_a_live_key_at_once_and_labels_every_token,
+        a_report_of_a_secret_that_has_ended_leaves_its_successor_working,
         unsigned_or_wrongly_signed_alerts_revoke_nothing_and_read_no_storage,
         malformed_and_oversized_alerts_are_refused,
     )
@@ -270,4 +271,48 @@ fn malformed_and_oversized_alerts_are_refused() {
     let host = format!("localhost:{}", worker().port);
     let wrong = send(worker().port, "GET", &host, PATH, &[], None);
     assert_eq!((wrong.status, wrong.header("Allow")), (405, Some("POST")));
+}
+
+/// A key rotated with a grace period: once the grace is over the old secret is no credential,
+/// even while its row waits to be deleted. A report of it is ours (`true_positive`) but must not
+/// revoke the key, whose new secret was not reported.
+fn a_report_of_a_secret_that_has_ended_leaves_its_successor_working() {
+    let tenant = TestTenant::new("leak-ended");
+    let created = tenant.create_key(json!({"name": "rotated"}));
+    let (old, id) = (
+        created["key"].as_str().unwrap(),
+        created["id"].as_str().unwrap(),
+    );
+    let rotated = send_json(
+        "POST",
+        &tenant.name,
+        &format!("/api/v1/api-keys/{id}/rotate"),
+        &tenant.admin_headers(),
+        &json!({"gracePeriodSeconds": 1}),
+    );
+    assert_eq!(rotated.status, 201, "{}", rotated.text());
+    let new = rotated.json()["key"].as_str().unwrap().to_string();
+    remember_secret(&new);
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    let body = json!([{"token": old, "type": "rally_api_key", "url": "https://github.com/o/r", "source": "content"}])
+        .to_string();
+    let response = signed(body.as_bytes());
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.json()[0]["label"], "true_positive");
+    assert_eq!(tenant.key(id)["isActive"], true);
+    assert_eq!(
+        get(
+            &tenant.name,
+            &unique_path("successor"),
+            &[("X-Api-Key", &new)]
+        )
+        .status,
+        200
+    );
+    let leaked = get(
+        &tenant.name,
+        &format!("/api/v1/audit-events?keyId={id}&action=api_key.leaked"),
+        &tenant.admin_headers(),
+    );
+    assert_eq!(leaked.json(), json!([]));
 }

@@ -8,8 +8,9 @@
 //! `queueMicrotask` at 12 % of the isolate's busy time before, and not at all after.
 //!
 //! So the queue is created here, at start-up, while `queueMicrotask` is hidden from it. Both are
-//! microtasks of the same checkpoint, so the order in which tasks run does not change, and a
-//! task that fails cannot escape either way (the executor catches its panics and errors).
+//! microtasks of the same checkpoint, so the order in which tasks run does not change. A panic
+//! (`panic = "abort"`) traps the instance either way, and the generated glue replaces it, which
+//! runs this again for the new instance.
 
 use worker::wasm_bindgen::JsValue;
 use worker::{js_sys, wasm_bindgen_futures};

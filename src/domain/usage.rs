@@ -143,6 +143,8 @@ const _: () = assert!(MESSAGES_PER_SEND <= 100);
 pub const FLUSH_ROWS: usize = ROWS_PER_MESSAGE * MESSAGES_PER_SEND;
 /// An isolate sends what it gathered at most about this often.
 pub const FLUSH_INTERVAL_MS: Millis = 1_000;
+/// A scheduled send this late is taken as lost, and the next use schedules another.
+pub const OVERDUE_SEND_MS: Millis = 10_000;
 
 // ---------------------------------------------------------------------------------------------
 // The isolate's buffer
@@ -180,8 +182,9 @@ pub enum Flush {
 pub struct UsageBuffer {
     counts: HashMap<(Uuid, Millis), (String, Counts)>,
     last: HashMap<Uuid, LastUse>,
-    /// Whether a delayed send is scheduled: at most one is, so sends are a second apart.
-    scheduled: bool,
+    /// When the delayed send that is scheduled, if any, is due: at most one is, so sends are a
+    /// second apart.
+    scheduled: Option<Millis>,
     requests: u64,
 }
 
@@ -218,10 +221,16 @@ impl UsageBuffer {
         }
         if self.rows() >= FLUSH_ROWS {
             Flush::Now
-        } else if self.scheduled {
+        } else if self
+            .scheduled
+            .is_some_and(|due| usage.at < due + OVERDUE_SEND_MS)
+        {
             Flush::Pending
         } else {
-            self.scheduled = true;
+            // None is scheduled, or the one that is never ran (the runtime may cancel a
+            // `waitUntil` task): without a new one, this isolate's counts would wait for a full
+            // buffer that a quiet isolate never fills.
+            self.scheduled = Some(usage.at + FLUSH_INTERVAL_MS);
             Flush::After(FLUSH_INTERVAL_MS)
         }
     }
@@ -233,7 +242,7 @@ impl UsageBuffer {
 
     /// For the send that `Flush::After` scheduled: everything, and the next use schedules anew.
     pub fn take_scheduled(&mut self) -> Taken {
-        self.scheduled = false;
+        self.scheduled = None;
         self.take()
     }
 
@@ -558,6 +567,30 @@ mod tests {
 
     fn sent(buffer: &mut UsageBuffer) -> Fold {
         fold(buffer.take_scheduled().messages)
+    }
+
+    #[test]
+    fn a_scheduled_send_that_never_ran_is_scheduled_again() {
+        let mut buffer = UsageBuffer::default();
+        let record =
+            |buffer: &mut UsageBuffer, at| buffer.record(used(key(1), Outcome::Allowed, at));
+        assert_eq!(record(&mut buffer, NOW), Flush::After(FLUSH_INTERVAL_MS));
+        assert_eq!(record(&mut buffer, NOW + 500), Flush::Pending);
+        let due = NOW + FLUSH_INTERVAL_MS;
+        assert_eq!(
+            record(&mut buffer, due + OVERDUE_SEND_MS - 1),
+            Flush::Pending
+        );
+        // Its task was cancelled: take_scheduled never came.
+        assert_eq!(
+            record(&mut buffer, due + OVERDUE_SEND_MS),
+            Flush::After(FLUSH_INTERVAL_MS)
+        );
+        assert_eq!(sent(&mut buffer).counts[0].counts[0], 4);
+        assert_eq!(
+            record(&mut buffer, due + OVERDUE_SEND_MS + 1),
+            Flush::After(FLUSH_INTERVAL_MS)
+        );
     }
 
     #[test]

@@ -231,8 +231,10 @@ fn an_isolate_sends_its_counts_at_most_about_once_a_second() {
         .iter()
         .filter(|id| !log_line(id)["usageSend"].is_null())
         .count();
+    // At most: the bound this test is for. No lower bound: other tests' requests to the same
+    // isolate may be the ones that set off the sends; that the counts arrive is checked next.
     assert!(
-        (1..=seconds + 1).contains(&sends),
+        sends <= seconds + 1,
         "{sends} sends for 30 requests in {seconds} s"
     );
     wait_for_totals(

@@ -145,7 +145,8 @@ async function load() {
   try {
     const [keys, leaked] = await Promise.all([
       api("GET", "/api/v1/api-keys?limit=1000"),
-      api("GET", `/api/v1/audit-events?action=api_key.leaked&limit=${LEAKS_SHOWN}`),
+      // The keys must show even when the leak reports cannot be read.
+      api("GET", `/api/v1/audit-events?action=api_key.leaked&limit=${LEAKS_SHOWN}`).catch(() => []),
     ]);
     leaks = new Map();
     for (const event of leaked) if (!leaks.has(event.keyId)) leaks.set(event.keyId, event);

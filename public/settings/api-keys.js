@@ -567,8 +567,13 @@ function describe(event) {
 /// A table of events that grows a page at a time; `withKey` adds the Key column.
 function eventFeed(table, empty, more, withKey) {
   let next = null;
+  // Each open starts a new feed: a page that arrives for an earlier one (History of another
+  // key, say) is dropped rather than added to this one.
+  let feed = 0;
   async function fill(url, append) {
+    const mine = append ? feed : ++feed;
     const page = await eventPage(url);
+    if (mine !== feed) return;
     const body = table.tBodies[0];
     if (!append) body.replaceChildren();
     for (const event of page.events) {

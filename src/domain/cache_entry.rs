@@ -115,6 +115,13 @@ pub struct StoredSecret {
     pub allowed_ips: Option<AllowList>,
 }
 
+impl StoredSecret {
+    /// Whether a rotation replaced this secret and its grace period is over.
+    pub fn is_rotated_out(&self, now: Millis) -> bool {
+        past(self.valid_until, now)
+    }
+}
+
 impl CacheEntry {
     /// The entry for a secret found in (or missing from) D1 by a validation at `now`.
     pub fn from_stored(secret: Option<&StoredSecret>, now: Millis) -> CacheEntry {
@@ -130,16 +137,11 @@ impl CacheEntry {
         let Some(s) = secret else {
             return CacheEntry::Deny(None);
         };
-        // The first reason that applies, in this order: a revoked key stays revoked whatever
-        // its dates say.
+        // A revoked key stays revoked whatever its dates say.
         let reason = if s.revoked_at.is_some() {
             Some(DenyReason::Revoked)
-        } else if past(s.expires_at, now) {
-            Some(DenyReason::Expired)
-        } else if past(s.valid_until, now) {
-            Some(DenyReason::RotatedOut)
         } else {
-            None
+            ended_by_dates(s.expires_at, s.valid_until, now)
         };
         match reason {
             Some(reason) => CacheEntry::Deny(Some(DeniedKey {
@@ -179,8 +181,7 @@ impl CacheEntry {
         };
         if grant.tenant != tenant.as_str()
             || grant.fresh_until <= now
-            || past(grant.expires_at, now)
-            || past(grant.valid_until, now)
+            || ended_by_dates(grant.expires_at, grant.valid_until, now).is_some()
         {
             return None;
         }
@@ -208,13 +209,7 @@ impl CacheEntry {
             CacheEntry::Deny(None) => return None,
             // A grant read before its deadline: the key is refused by the deadline alone.
             CacheEntry::Grant(grant) if grant.fresh_until > now => {
-                let reason = if past(grant.expires_at, now) {
-                    DenyReason::Expired
-                } else if past(grant.valid_until, now) {
-                    DenyReason::RotatedOut
-                } else {
-                    return None;
-                };
+                let reason = ended_by_dates(grant.expires_at, grant.valid_until, now)?;
                 (grant.key_id, &grant.tenant, reason)
             }
             CacheEntry::Grant(_) => return None,
@@ -250,6 +245,22 @@ impl Admitted {
 
 fn past(deadline: Option<Millis>, now: Millis) -> bool {
     deadline.is_some_and(|at| at <= now)
+}
+
+/// Why a secret with these dates no longer works at `now`, if it does not: the key's expiry
+/// first, then the end a rotation gave the secret.
+fn ended_by_dates(
+    expires_at: Option<Millis>,
+    valid_until: Option<Millis>,
+    now: Millis,
+) -> Option<DenyReason> {
+    if past(expires_at, now) {
+        Some(DenyReason::Expired)
+    } else if past(valid_until, now) {
+        Some(DenyReason::RotatedOut)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

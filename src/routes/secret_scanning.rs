@@ -98,8 +98,10 @@ pub async fn github(
         // A secret that has already ended (rotated out, its grace over, its row not yet
         // deleted) is no credential any more: revoking its key would stop the secret that
         // replaced it, which was not reported. It is still labelled ours.
-        let ended = secret.valid_until.is_some_and(|until| until <= now);
-        if ended || secret.revoked_at.is_some() || !revoked.insert(secret.key_id) {
+        if secret.is_rotated_out(now)
+            || secret.revoked_at.is_some()
+            || !revoked.insert(secret.key_id)
+        {
             continue;
         }
         let Some(tenant) = Tenant::parse(&secret.tenant) else {

@@ -4,7 +4,7 @@
 //! once its outcome is known.
 
 use crate::cache::kv::{KvCache, KvNamespace};
-use crate::config::{names, Config, Secret};
+use crate::config::{missing_binding, names, Config, Secret};
 use crate::domain::identity::{self, Assertion};
 use crate::domain::usage::{Flush, Outcome, Use};
 use crate::domain::{cache_entry::Admitted, tenant::Tenant, time::Millis};
@@ -173,7 +173,7 @@ impl<'a> App<'a> {
         self.store
             .get_or_init(|| self.isolate.store())
             .as_ref()
-            .ok_or_else(|| AppError::Unavailable(format!("binding {} is missing", names::DB)))
+            .ok_or_else(|| AppError::Unavailable(missing_binding(names::DB)))
     }
 
     pub fn jwt_secret(&self) -> Result<&Secret, AppError> {
@@ -187,7 +187,7 @@ impl<'a> App<'a> {
             .assets
             .clone()
             .map(JsCast::unchecked_into)
-            .ok_or_else(|| AppError::Unavailable(format!("binding {} is missing", names::ASSETS)))
+            .ok_or_else(|| AppError::Unavailable(missing_binding(names::ASSETS)))
     }
 
     /// The signed `X-Rally-Identity` for a request this key was admitted for.

@@ -34,6 +34,11 @@ pub mod names {
     pub const IDENTITY_SIGNING_KEY_PREVIOUS: &str = "IDENTITY_SIGNING_KEY_PREVIOUS";
 }
 
+/// What the log says of a binding this deployment lacks (the response says only 503).
+pub fn missing_binding(name: &str) -> String {
+    format!("binding {name} is missing")
+}
+
 /// A secret value. `Debug` prints `Secret(REDACTED)`, so that no log line or panic message can
 /// carry it by accident.
 #[derive(Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! only, never a key).
 
 use crate::app::Isolate;
-use crate::config::names;
+use crate::config::{missing_binding, names};
 use crate::domain::time::Millis;
 use crate::domain::usage::{self, Flush, Taken, UsageBuffer, UsageMessage, Use, DAY_MS};
 use serde::Serialize;
@@ -51,10 +51,7 @@ async fn send(isolate: &Isolate, taken: Taken) {
         return;
     }
     let Some(queue) = isolate.usage_queue() else {
-        return not_sent(
-            &taken,
-            &format!("binding {} is missing", names::USAGE_QUEUE),
-        );
+        return not_sent(&taken, &missing_binding(names::USAGE_QUEUE));
     };
     for messages in taken.sends() {
         let batch: Result<Vec<SendMessage<JsValue>>, String> =
@@ -165,7 +162,7 @@ pub async fn consume(isolate: &Isolate, batch: MessageBatch<JsValue>, now: Milli
     }
     let Some(store) = isolate.store() else {
         batch.retry_all();
-        return consumer_failed(&format!("binding {} is missing", names::DB));
+        return consumer_failed(&missing_binding(names::DB));
     };
     let counted = match store.counted_messages(&ids).await {
         Ok(counted) => counted,
@@ -218,7 +215,7 @@ fn consumer_failed(detail: &str) {
 /// longer be delivered again. `now` is the trigger's scheduled time.
 pub async fn prune(isolate: &Isolate, now: Millis) {
     let Some(store) = isolate.store() else {
-        return consumer_failed(&format!("binding {} is missing", names::DB));
+        return consumer_failed(&missing_binding(names::DB));
     };
     match store
         .prune_usage(now - USAGE_KEPT_MS, now - COUNTED_MESSAGES_KEPT_MS)

@@ -1,7 +1,7 @@
 //! `KeyCache` on KV: the three places of `service`'s cache design as three entry names per secret,
 //! `denied/`, `managed/` and `filled/`, each with the time to live the service chose.
 
-use crate::config::names;
+use crate::config::{missing_binding, names};
 use crate::domain::{cache_entry::CacheEntry, key::KeyHash};
 use crate::service::{CacheWrite, Cached, KeyCache, Place, StorageError};
 use std::cell::Cell;
@@ -64,7 +64,7 @@ impl KvCache {
     fn store(&self) -> Result<&KvNamespace, StorageError> {
         self.kv
             .as_ref()
-            .ok_or_else(|| StorageError(format!("KV binding {} is missing", names::API_KEY_CACHE)))
+            .ok_or_else(|| StorageError(missing_binding(names::API_KEY_CACHE)))
     }
 }
 

@@ -8,6 +8,7 @@ pub mod secret_scanning;
 pub mod settings;
 
 use crate::app::{App, Isolate};
+use crate::config::{missing_binding, names};
 use crate::domain::time::Millis;
 use crate::domain::{cursor::List, identity};
 use crate::error::AppError;
@@ -49,7 +50,7 @@ pub async fn tenantless(
         Route::SecretScanningGithub => {
             let store = store
                 .as_ref()
-                .ok_or_else(|| AppError::Unavailable("binding DB is missing".into()))?;
+                .ok_or_else(|| AppError::Unavailable(missing_binding(names::DB)))?;
             secret_scanning::github(req, isolate, store, &cache, now, log).await
         }
         Route::NotAllowed { allow } => Err(AppError::MethodNotAllowed { allow }),

@@ -215,7 +215,11 @@ fn consumer_failed(detail: &str) {
 /// longer be delivered again. `now` is the trigger's scheduled time.
 pub async fn prune(isolate: &Isolate, now: Millis) {
     let Some(store) = isolate.store() else {
-        return consumer_failed(&missing_binding(names::DB));
+        return log(
+            "usage_prune_failed",
+            Some(&missing_binding(names::DB)),
+            Figures::default(),
+        );
     };
     match store
         .prune_usage(now - USAGE_KEPT_MS, now - COUNTED_MESSAGES_KEPT_MS)

@@ -21,14 +21,16 @@ function showError(message) {
   show(box, Boolean(message));
 }
 
-async function api(method, path, body) {
+/// One call of the API: its JSON body (null for 204) and the response, or an Error carrying the
+/// API's message, status and field.
+async function call(method, path, body) {
   const response = await fetch(path, {
     method,
     credentials: "same-origin",
     headers: body === undefined ? {} : { "Content-Type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  if (response.status === 204) return null;
+  if (response.status === 204) return { data: null, response };
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const error = new Error(data?.error?.message ?? `Request failed (${response.status}).`);
@@ -36,7 +38,11 @@ async function api(method, path, body) {
     error.field = data?.error?.field;
     throw error;
   }
-  return data;
+  return { data, response };
+}
+
+async function api(method, path, body) {
+  return (await call(method, path, body)).data;
 }
 
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
@@ -515,13 +521,7 @@ let keyNames = new Map();
 
 /// One page of events, and the next page's URL while more remain.
 async function eventPage(url) {
-  const response = await fetch(url, { credentials: "same-origin" });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const error = new Error(data?.error?.message ?? `Request failed (${response.status}).`);
-    error.status = response.status;
-    throw error;
-  }
+  const { data, response } = await call("GET", url);
   const next = /<([^>]+)>;\s*rel="next"/.exec(response.headers.get("Link") ?? "");
   return { events: data, next: next ? next[1] : null };
 }

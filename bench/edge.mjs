@@ -55,6 +55,8 @@ const SATURATION_SECONDS = 3;
 const RATE_FRACTION = number("BENCH_RATE_FRACTION", 0.5);
 const SEED = Math.round(number("BENCH_SEED", 1));
 const RESAMPLES = 10_000;
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
+let profilesKept = 0;
 const WRK_CONNECTIONS = 10;
 // Enough for the fixed rate with latencies far above the usual: oha sends each request when it
 // is due on any free connection, and counts a wait for a free one as latency.
@@ -301,6 +303,8 @@ async function cpuPhase(name, rate) {
   const load = await oha(name, rate, { requests, pair: profiled });
   const { profile } = await c.worker.inspector.send("Profiler.stop");
   const processCpu = cpuMicros(c.worker.pid) - processBefore;
+  // BENCH_PROFILE_DIR keeps every CPU phase's profile (for bench/profile-compare.mjs).
+  if (PROFILE_DIR) writeFileSync(`${PROFILE_DIR}/${name}-${++profilesKept}.cpuprofile`, JSON.stringify(profile));
   const busy = isolateBusy(profile);
   return {
     cpu: busy.busy / load.answered,

@@ -33,3 +33,10 @@ if [ "${EDGE_KEYS_KEEP_NAMES:-}" != 1 ]; then
   # shellcheck disable=SC2086 # the features are separate words on purpose
   "$WASM_OPT_BIN" build/index_bg.wasm $features --strip-debug --strip-producers -o build/index_bg.wasm
 fi
+
+# The entry point is the JavaScript shell (src/shell.mjs), which runs the gateway's fast path
+# and hands everything else to the Rust module; worker-build's own entry module becomes the
+# shell's import. `.mjs`, since a module loader that is told nothing else reads `.js` imports
+# as CommonJS.
+mv build/index.js build/rust.mjs
+cp src/shell.mjs build/index.js

@@ -5,13 +5,13 @@
 
 use crate::cache::kv::{KvCache, KvNamespace};
 use crate::config::{missing_binding, names, Config, Secret};
-use crate::domain::identity::{self, Assertion};
+use crate::domain::identity::{self, Assertion, SigningKey};
 use crate::domain::usage::{Flush, Outcome, Use};
 use crate::domain::{cache_entry::Admitted, tenant::Tenant, time::Millis};
 use crate::error::AppError;
 use crate::log::RequestLog;
 use crate::rate_limit;
-use crate::service::{CacheOutcome, KeyCache, Keys};
+use crate::service::{CacheOutcome, Cached, KeyCache, Keys, Validation};
 use crate::signer;
 use crate::store::d1::D1Store;
 use crate::usage_queue;
@@ -20,7 +20,7 @@ use std::future::Future;
 use std::rc::Rc;
 use uuid::Uuid;
 use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::{js_sys, web_sys, Context, D1Database, Env, Fetcher, Queue, RateLimiter};
+use worker::{js_sys, web_sys, Context, D1Database, Env, Fetcher, Queue};
 
 thread_local! {
     /// The runtime's `env` lives as long as the isolate, so what is read from it is too.
@@ -84,7 +84,7 @@ impl Isolate {
         KvCache::new(self.cache.clone())
     }
 
-    pub fn limiter(&self) -> Option<RateLimiter> {
+    pub fn limiter(&self) -> Option<rate_limit::Limiter> {
         self.limiter.clone().map(JsCast::unchecked_into)
     }
 
@@ -94,16 +94,16 @@ impl Isolate {
     }
 }
 
-pub struct App<'a> {
+pub struct App {
     isolate: Rc<Isolate>,
-    ctx: &'a Context,
+    ctx: Context,
     /// The id the response's `X-Request-Id` carries, and the assertion's `jti`.
-    request_id: &'a str,
+    request_id: String,
     tenant: Tenant,
     now: Millis,
     /// The client's IP (`CF-Connecting-IP`).
     client: Option<String>,
-    log: &'a RequestLog,
+    log: RequestLog,
     /// Made on first use: the gateway's cache hits never need D1.
     store: OnceCell<Option<D1Store>>,
     cache: KvCache,
@@ -113,18 +113,18 @@ pub struct App<'a> {
     counted: Cell<Option<(Uuid, Outcome)>>,
 }
 
-impl<'a> App<'a> {
+impl App {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         isolate: Rc<Isolate>,
-        ctx: &'a Context,
-        request_id: &'a str,
+        ctx: Context,
+        request_id: String,
         tenant: Tenant,
         now: Millis,
         client: Option<String>,
-        log: &'a RequestLog,
+        log: RequestLog,
         request: web_sys::Request,
-    ) -> App<'a> {
+    ) -> App {
         App {
             cache: isolate.cache(),
             isolate,
@@ -154,11 +154,20 @@ impl<'a> App<'a> {
     }
 
     pub fn log(&self) -> &RequestLog {
-        self.log
+        &self.log
+    }
+
+    pub fn request_id(&self) -> &str {
+        &self.request_id
     }
 
     pub fn config(&self) -> &Config {
         &self.isolate.config
+    }
+
+    /// The cache, whose reads this request's log counts.
+    pub fn cache(&self) -> &KvCache {
+        &self.cache
     }
 
     pub fn keys(&self) -> Result<Keys<'_, D1Store, KvCache>, AppError> {
@@ -197,28 +206,39 @@ impl<'a> App<'a> {
         method: &str,
         path: &str,
     ) -> Result<String, AppError> {
+        let (key, input) = self.assertion_input(admitted, method, path)?;
+        let signature = signer::sign(key, &input).await?;
+        Ok(identity::token(&input, &signature))
+    }
+
+    /// The signing key and the signing input of the assertion for this request.
+    pub fn assertion_input(
+        &self,
+        admitted: &Admitted,
+        method: &str,
+        path: &str,
+    ) -> Result<(&SigningKey, String), AppError> {
         let config = self.config();
-        let key = config
-            .identity
-            .as_ref()
-            .ok_or(AppError::IdentityNotConfigured)?;
         let origin = config
             .origin
             .as_ref()
             .ok_or(AppError::OriginNotConfigured)?;
+        let key = config
+            .identity
+            .as_ref()
+            .ok_or(AppError::IdentityNotConfigured)?;
         let input = Assertion {
             audience: origin.origin(),
             key_id: &admitted.key_id.to_string(),
             tenant: self.tenant.as_str(),
             scopes: &admitted.scopes.to_string(),
-            request_id: self.request_id,
+            request_id: &self.request_id,
             method,
             path,
             now: self.now,
         }
         .signing_input(&key.kid);
-        let signature = signer::sign(key, &input).await?;
-        Ok(identity::token(&input, &signature))
+        Ok((key, input))
     }
 
     /// Runs `work` after the response, for as long as the runtime allows.
@@ -237,10 +257,27 @@ impl<'a> App<'a> {
             .keys()?
             .validate(presented, &self.tenant, self.now, blocked.is_some())
             .await?;
-        self.log.set_cache(validation.cache.as_str());
         if validation.cache == CacheOutcome::Blocked {
+            self.log.set_cache(validation.cache.as_str());
             return Err(blocked.unwrap_or(AppError::Unauthorized));
         }
+        self.accept(validation)
+    }
+
+    /// `validate_key` for a key whose cache entries have been read, when they decide alone
+    /// (`Cached::validation`); None when D1 must answer, which only `validate_key` does.
+    pub fn validate_cached(&self, cached: &Cached) -> Option<Result<Admitted, AppError>> {
+        if let Err(unavailable) = self.keys() {
+            return Some(Err(unavailable));
+        }
+        let validation = cached.validation(&self.tenant, self.now)?;
+        Some(self.accept(validation))
+    }
+
+    /// What a validation means for this request: its log, its cache fill, its usage count and
+    /// its answer.
+    fn accept(&self, validation: Validation) -> Result<Admitted, AppError> {
+        self.log.set_cache(validation.cache.as_str());
         if let Some(fill) = validation.fill {
             let isolate = self.isolate.clone();
             self.after_response(async move {
@@ -269,7 +306,7 @@ impl<'a> App<'a> {
     /// a key that passed validation is `allowed` unless the request was then refused for its
     /// scope (or for the key's allow-list, `ipDenied`). The count joins the isolate's buffer;
     /// sending it is scheduled off the response path (`usage_queue`). Never fails the request.
-    pub fn record_usage<T>(&self, result: &Result<T, AppError>) {
+    fn record_usage<T>(&self, result: &Result<T, AppError>) {
         let Some((key_id, outcome)) = self.counted.get() else {
             return;
         };
@@ -321,8 +358,21 @@ impl<'a> App<'a> {
         .await
     }
 
+    /// `count_auth_failure` started without an await; None when there is nothing to count.
+    pub fn start_counting_auth_failure(&self) -> Option<rate_limit::Counting> {
+        rate_limit::start_count(self.isolate.limiter(), &self.tenant, self.client.as_deref())
+    }
+
+    /// What every request of a tenant does once its handler has answered: the storage counts
+    /// into the log, and the request into the usage counts.
+    pub fn settle<T>(&self, result: Result<T, AppError>) -> Result<T, AppError> {
+        self.record_counters();
+        self.record_usage(&result);
+        result
+    }
+
     /// Copies the D1 and KV operation counts into the request log.
-    pub fn record_counters(&self) {
+    fn record_counters(&self) {
         let queries = self
             .store
             .get()

@@ -15,6 +15,8 @@ mod app;
 #[cfg(target_arch = "wasm32")]
 mod cache;
 #[cfg(target_arch = "wasm32")]
+mod gate;
+#[cfg(target_arch = "wasm32")]
 mod http;
 #[cfg(target_arch = "wasm32")]
 mod log;
@@ -42,6 +44,8 @@ mod entry {
 
     /// Host → tenant → route, then the one place that turns errors into responses and logs.
     /// It takes the runtime's request as it is: the gateway, the hot path, needs nothing more.
+    /// The JavaScript shell (`src/shell.mjs`) sends here every request that its fast path
+    /// (`crate::gate`) does not finish.
     #[event(fetch)]
     async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
         let started = clock();
@@ -51,6 +55,7 @@ mod entry {
         let url = req.url();
         let url = split_url(&url);
         let log = RequestLog::new(&request_id, &req.method(), url.path);
+        log.set_lane("handler");
 
         #[cfg(feature = "panic-on-demand")]
         if header("x-test-panic").is_some() {
@@ -60,39 +65,50 @@ mod entry {
         let isolate = Isolate::get(&env);
         let host = header("Host").unwrap_or_default();
         let root_domain = &isolate.config.root_domain;
-        let tenant = Tenant::from_host(&host, root_domain);
-        let result = match tenant {
-            _ if route::is_tenantless(&route::segments(url.path)) => {
-                if Tenant::is_service_host(&host, root_domain) {
-                    routes::tenantless(req, &url, &isolate, started as i64, &log).await
-                } else {
-                    Err(AppError::InvalidHost)
-                }
-            }
-            None => Err(AppError::InvalidHost),
-            Some(tenant) => {
-                log.set_tenant(tenant.as_str());
-                let now = started as i64;
-                let app = App::new(
-                    isolate,
-                    &ctx,
-                    &request_id,
-                    tenant,
-                    now,
-                    header("CF-Connecting-IP"),
-                    &log,
-                    // The handle, not `Request.clone()` (which would tee the body).
-                    Clone::clone(&req),
-                );
-                let result = routes::handle(req, &url, &app).await;
-                app.record_counters();
-                app.record_usage(&result);
-                match result {
-                    Err(AppError::Unauthorized) => Err(app.count_auth_failure().await),
-                    other => other,
-                }
-            }
+        if route::is_tenantless(&route::segments(url.path)) {
+            let result = if Tenant::is_service_host(&host, root_domain) {
+                routes::tenantless(req, &url, &isolate, started as i64, &log).await
+            } else {
+                Err(AppError::InvalidHost)
+            };
+            return Ok(respond(result, &log, &request_id, started));
+        }
+        let Some(tenant) = Tenant::from_host(&host, root_domain) else {
+            return Ok(respond(
+                Err(AppError::InvalidHost),
+                &log,
+                &request_id,
+                started,
+            ));
         };
+        log.set_tenant(tenant.as_str());
+        let app = App::new(
+            isolate,
+            ctx,
+            request_id,
+            tenant,
+            started as i64,
+            header("CF-Connecting-IP"),
+            log,
+            // The handle, not `Request.clone()` (which would tee the body).
+            Clone::clone(&req),
+        );
+        let result = app.settle(routes::handle(req, &url, &app).await);
+        let result = match result {
+            Err(AppError::Unauthorized) => Err(app.count_auth_failure().await),
+            other => other,
+        };
+        Ok(respond(result, app.log(), app.request_id(), started))
+    }
+
+    /// The response to a request and its log line: the one place that turns errors into
+    /// responses, and that every response leaves through.
+    pub(crate) fn respond(
+        result: std::result::Result<web_sys::Response, AppError>,
+        log: &RequestLog,
+        request_id: &str,
+        started: u64,
+    ) -> web_sys::Response {
         let response = match result {
             Ok(response) => {
                 log.set_outcome(response.status(), "ok", None);
@@ -104,10 +120,12 @@ mod entry {
             }
         };
         let headers = response.headers();
-        headers.set("X-Request-Id", &request_id)?;
-        headers.set("X-Content-Type-Options", "nosniff")?;
+        // A response's headers are mutable here: every response this Worker makes is its own
+        // (the origin's is re-wrapped first).
+        let _ = headers.set("X-Request-Id", request_id);
+        let _ = headers.set("X-Content-Type-Options", "nosniff");
         console_log!("{}", log.to_json(clock().saturating_sub(started)));
-        Ok(response)
+        response
     }
 
     /// Once per isolate, when the module is instantiated (and again if it is re-instantiated).
@@ -135,12 +153,12 @@ mod entry {
     /// The one place that reads the clock (clippy.toml bans it elsewhere): everything below
     /// takes the request's time as an argument, so that it is tested with any time it likes.
     #[allow(clippy::disallowed_methods)]
-    fn clock() -> u64 {
+    pub(crate) fn clock() -> u64 {
         // The static `Date.now()`: `worker::Date::now` builds a `Date` object to read it.
         js_sys::Date::now() as u64
     }
 
-    fn new_request_id() -> String {
+    pub(crate) fn new_request_id() -> String {
         let mut bytes = [0u8; 8];
         let _ = getrandom::fill(&mut bytes);
         hex::encode(bytes)

@@ -24,6 +24,8 @@ struct Line {
     usage: Option<&'static str>,
     /// `scheduled` or `now` when this request set off its isolate's next usage send.
     usage_send: Option<&'static str>,
+    /// Which code answered: `gate` (the gateway's fast path, `crate::gate`) or `handler`.
+    lane: &'static str,
     detail: Option<String>,
     ms: u64,
 }
@@ -59,6 +61,9 @@ impl RequestLog {
     pub fn set_usage(&self, outcome: &'static str, send: Option<&'static str>) {
         let mut line = self.0.borrow_mut();
         (line.usage, line.usage_send) = (Some(outcome), send);
+    }
+    pub fn set_lane(&self, lane: &'static str) {
+        self.0.borrow_mut().lane = lane;
     }
     pub fn set_outcome(&self, status: u16, outcome: &str, detail: Option<&str>) {
         let mut line = self.0.borrow_mut();

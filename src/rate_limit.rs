@@ -14,7 +14,9 @@ use crate::domain::{tenant::Tenant, time::Millis};
 use crate::error::AppError;
 use crate::service::BlockedClients;
 use std::cell::RefCell;
-use worker::RateLimiter;
+use wasm_bindgen::prelude::*;
+use worker::js_sys;
+use worker::wasm_bindgen_futures::JsFuture;
 
 /// The binding's period; Workers Rate Limiting accepts only 10 or 60 seconds.
 const PERIOD_MS: Millis = 60_000;
@@ -39,25 +41,71 @@ pub fn check(tenant: &Tenant, client: Option<&str>, now: Millis) -> Result<(), A
     }
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// The Rate Limiting binding, with its one call: `limit({ key })` gives `{ success }`.
+    /// Bound directly so that the count can start without an await (the gateway's fast path).
+    pub type Limiter;
+
+    #[wasm_bindgen(method, catch)]
+    fn limit(this: &Limiter, options: &JsValue) -> Result<js_sys::Promise, JsValue>;
+}
+
+/// A failed authentication being counted: what `outcome` needs once the binding answers.
+pub struct Counting {
+    counted: String,
+    pub promise: js_sys::Promise,
+}
+
 /// Counts a failed authentication; turns it into 429 once the client is over the limit.
 pub async fn count_failure(
-    limiter: Option<RateLimiter>,
+    limiter: Option<Limiter>,
     tenant: &Tenant,
     client: Option<&str>,
     now: Millis,
     error: AppError,
 ) -> AppError {
-    let (Some(client), Some(limiter)) = (client, limiter) else {
+    let Some(counting) = start_count(limiter, tenant, client) else {
         return error;
     };
+    let answer = JsFuture::from(counting.promise.clone()).await;
+    counting.outcome(answer, now, error)
+}
+
+/// Starts counting a failure, without an await. None when there is nothing to count against
+/// (no client address, or no binding).
+pub fn start_count(
+    limiter: Option<Limiter>,
+    tenant: &Tenant,
+    client: Option<&str>,
+) -> Option<Counting> {
+    let (client, limiter) = (client?, limiter?);
     let counted = counted(tenant, client);
-    match limiter.limit(format!("auth-failure:{counted}")).await {
-        Ok(outcome) if !outcome.success => {
-            BLOCKED.with(|b| b.borrow_mut().block(&counted, now + PERIOD_MS, now));
-            AppError::RateLimited {
-                retry_after_seconds: (PERIOD_MS / 1000) as u32,
-            }
+    let options = js_sys::Object::new();
+    let key = JsValue::from_str(&format!("auth-failure:{counted}"));
+    js_sys::Reflect::set(&options, &"key".into(), &key).ok()?;
+    let promise = limiter.limit(&options).ok()?;
+    Some(Counting { counted, promise })
+}
+
+impl Counting {
+    /// `error`, or 429 when the binding says the client is over the limit. A binding that
+    /// fails counts as under it: the limit protects storage, never at the cost of an answer.
+    pub fn outcome(
+        self,
+        answer: Result<JsValue, JsValue>,
+        now: Millis,
+        error: AppError,
+    ) -> AppError {
+        let over = answer.is_ok_and(|outcome| {
+            js_sys::Reflect::get(&outcome, &"success".into()).is_ok_and(|s| s == JsValue::FALSE)
+        });
+        if !over {
+            return error;
         }
-        _ => error,
+        BLOCKED.with(|b| b.borrow_mut().block(&self.counted, now + PERIOD_MS, now));
+        AppError::RateLimited {
+            retry_after_seconds: (PERIOD_MS / 1000) as u32,
+        }
     }
 }

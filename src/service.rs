@@ -261,6 +261,42 @@ pub struct Validation {
     pub fill: Option<CacheWrite>,
 }
 
+impl Validation {
+    /// What `entry` says of the key for `tenant` at `now`, found the way `cache` says.
+    fn of(
+        entry: &CacheEntry,
+        tenant: &Tenant,
+        now: Millis,
+        cache: CacheOutcome,
+        fill: Option<CacheWrite>,
+    ) -> Validation {
+        let admitted = entry.admit(tenant, now);
+        Validation {
+            refused: match admitted {
+                Some(_) => None,
+                None => entry.refused_key(tenant, now),
+            },
+            admitted,
+            cache,
+            fill,
+        }
+    }
+}
+
+impl Cached {
+    /// The validation that the cache alone decides (a hit, or a negative entry), or None when
+    /// D1 must answer. The gateway's fast path (the Worker's JavaScript shell) stops here.
+    pub fn validation(&self, tenant: &Tenant, now: Millis) -> Option<Validation> {
+        let entry = self.decide(now)?;
+        let cache = if entry.is_deny() {
+            CacheOutcome::Negative
+        } else {
+            CacheOutcome::Hit
+        };
+        Some(Validation::of(entry, tenant, now, cache, None))
+    }
+}
+
 pub struct Keys<'a, S, C> {
     pub store: &'a S,
     pub cache: &'a C,
@@ -288,38 +324,20 @@ impl<S: KeyStore, C: KeyCache> Keys<'_, S, C> {
         };
         let hash = key.hash();
         let cached = self.cache.read(&hash).await;
-        let (entry, cache, fill) = match cached.as_ref().map(|c| c.decide(now)) {
-            Ok(Some(entry)) => {
-                let outcome = if entry.is_deny() {
-                    CacheOutcome::Negative
-                } else {
-                    CacheOutcome::Hit
-                };
-                (entry.clone(), outcome, None)
-            }
-            _ if blocked => return Ok(refused(CacheOutcome::Blocked)),
-            Ok(None) => {
-                let entry =
-                    CacheEntry::from_stored(self.store.find_secret(&hash).await?.as_ref(), now);
+        if let Some(validation) = cached.as_ref().ok().and_then(|c| c.validation(tenant, now)) {
+            return Ok(validation);
+        }
+        if blocked {
+            return Ok(refused(CacheOutcome::Blocked));
+        }
+        let entry = CacheEntry::from_stored(self.store.find_secret(&hash).await?.as_ref(), now);
+        Ok(match cached {
+            Ok(_) => {
                 let fill = CacheWrite::fill(hash, entry.clone());
-                (entry, CacheOutcome::Miss, Some(fill))
+                Validation::of(&entry, tenant, now, CacheOutcome::Miss, Some(fill))
             }
             // KV trouble must not lock every integration out: D1 still answers.
-            Err(_) => (
-                CacheEntry::from_stored(self.store.find_secret(&hash).await?.as_ref(), now),
-                CacheOutcome::Bypassed,
-                None,
-            ),
-        };
-        let admitted = entry.admit(tenant, now);
-        Ok(Validation {
-            refused: match admitted {
-                Some(_) => None,
-                None => entry.refused_key(tenant, now),
-            },
-            admitted,
-            cache,
-            fill,
+            Err(_) => Validation::of(&entry, tenant, now, CacheOutcome::Bypassed, None),
         })
     }
 

@@ -81,15 +81,19 @@ fn not_configured(_: JsValue) -> AppError {
     AppError::IdentityNotConfigured
 }
 
-async fn crypto_key(subtle: &SubtleCrypto, key: &SigningKey) -> Result<JsValue, AppError> {
-    let cached = IMPORTED.with(|imported| {
+/// The `CryptoKey` of `key`, if this isolate has imported it.
+fn imported(key: &SigningKey) -> Option<JsValue> {
+    IMPORTED.with(|imported| {
         imported
             .borrow()
             .as_ref()
             .filter(|(kid, _)| *kid == key.kid)
             .map(|(_, crypto_key)| crypto_key.clone())
-    });
-    if let Some(crypto_key) = cached {
+    })
+}
+
+async fn crypto_key(subtle: &SubtleCrypto, key: &SigningKey) -> Result<JsValue, AppError> {
+    if let Some(crypto_key) = imported(key) {
         return Ok(crypto_key);
     }
     let jwk = js_sys::JSON::parse(&key.private_jwk_json()).map_err(not_configured)?;
@@ -106,11 +110,39 @@ async fn crypto_key(subtle: &SubtleCrypto, key: &SigningKey) -> Result<JsValue, 
 pub async fn sign(key: &SigningKey, input: &str) -> Result<Vec<u8>, AppError> {
     let subtle = subtle().map_err(not_configured)?;
     let crypto_key = crypto_key(&subtle, key).await?;
-    let promise = subtle
-        .sign("Ed25519", &crypto_key, input.as_bytes())
-        .map_err(not_configured)?;
+    let promise = start(&subtle, &crypto_key, input)?;
     let signature = JsFuture::from(promise).await.map_err(not_configured)?;
-    Ok(js_sys::Uint8Array::new(&signature).to_vec())
+    Ok(signature_bytes(&signature))
+}
+
+/// Starts the signature of `input` when this isolate has already imported `key` (every
+/// request after the first), without an await: the promise gives what `signature_bytes`
+/// reads. None when the key still has to be imported, which only `sign` does.
+pub fn start_if_imported(
+    key: &SigningKey,
+    input: &str,
+) -> Option<Result<js_sys::Promise, AppError>> {
+    let crypto_key = imported(key)?;
+    Some(
+        subtle()
+            .map_err(not_configured)
+            .and_then(|subtle| start(&subtle, &crypto_key, input)),
+    )
+}
+
+fn start(
+    subtle: &SubtleCrypto,
+    crypto_key: &JsValue,
+    input: &str,
+) -> Result<js_sys::Promise, AppError> {
+    subtle
+        .sign("Ed25519", crypto_key, input.as_bytes())
+        .map_err(not_configured)
+}
+
+/// The bytes of the `ArrayBuffer` that a signature's promise gave.
+pub fn signature_bytes(signature: &JsValue) -> Vec<u8> {
+    js_sys::Uint8Array::new(signature).to_vec()
 }
 
 /// `{name: "ECDSA", namedCurve: "P-256", hash: "SHA-256"}`: the one object serves both the

@@ -75,24 +75,36 @@ fn entry(value: JsValue) -> Option<CacheEntry> {
         .and_then(|t| serde_json::from_str(&t).ok())
 }
 
-impl KeyCache for KvCache {
-    /// The three places are read at once: one round trip, one await.
-    async fn read(&self, hash: &KeyHash) -> Result<Cached, StorageError> {
+impl KvCache {
+    /// Starts the reads of the three places at once: one round trip. The promise gives what
+    /// `cached` reads.
+    pub fn start_read(&self, hash: &KeyHash) -> Result<js_sys::Promise, StorageError> {
         let kv = self.store()?;
         let reads = js_sys::Array::new();
         for place in [Place::Denied, Place::Managed, Place::Filled] {
             reads.push(&kv.get(&name(place, hash)).map_err(kv_error("get"))?.into());
         }
         self.reads.set(self.reads.get() + 3);
-        let values: js_sys::Array = JsFuture::from(js_sys::Promise::all(&reads))
-            .await
-            .map_err(kv_error("get"))?
-            .unchecked_into();
-        Ok(Cached {
+        Ok(js_sys::Promise::all(&reads))
+    }
+
+    /// The entries that `start_read`'s promise gave, in the order of its places.
+    pub fn cached(values: JsValue) -> Cached {
+        let values: js_sys::Array = values.unchecked_into();
+        Cached {
             denied: entry(values.get(0)),
             managed: entry(values.get(1)),
             filled: entry(values.get(2)),
-        })
+        }
+    }
+}
+
+impl KeyCache for KvCache {
+    async fn read(&self, hash: &KeyHash) -> Result<Cached, StorageError> {
+        let values = JsFuture::from(self.start_read(hash)?)
+            .await
+            .map_err(kv_error("get"))?;
+        Ok(KvCache::cached(values))
     }
 
     async fn write(&self, write: &CacheWrite) -> Result<(), StorageError> {

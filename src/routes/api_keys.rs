@@ -10,7 +10,7 @@ use crate::query;
 use uuid::Uuid;
 use worker::{Request, Response};
 
-pub async fn list(req: Request, app: &App<'_>) -> Result<Response, AppError> {
+pub async fn list(req: Request, app: &App) -> Result<Response, AppError> {
     require_admin(&req, app).await?;
     let (origin, query) = http::origin_and_query(&req);
     let pager = super::pager(app, List::ApiKeys);
@@ -31,7 +31,7 @@ pub async fn list(req: Request, app: &App<'_>) -> Result<Response, AppError> {
     Ok(response)
 }
 
-pub async fn create(mut req: Request, app: &App<'_>) -> Result<Response, AppError> {
+pub async fn create(mut req: Request, app: &App) -> Result<Response, AppError> {
     let actor = require_admin(&req, app).await?;
     let body = read_json_body(&mut req, false).await?;
     let request = request_body::parse_create(&body, app.now())?;
@@ -43,7 +43,7 @@ pub async fn create(mut req: Request, app: &App<'_>) -> Result<Response, AppErro
     http::no_store(http::json(201, &record.to_created_response(&key))?)
 }
 
-pub async fn get(req: Request, app: &App<'_>, id: Option<Uuid>) -> Result<Response, AppError> {
+pub async fn get(req: Request, app: &App, id: Option<Uuid>) -> Result<Response, AppError> {
     require_admin(&req, app).await?;
     let key = app
         .keys()?
@@ -52,11 +52,7 @@ pub async fn get(req: Request, app: &App<'_>, id: Option<Uuid>) -> Result<Respon
     http::json(200, &key.to_response(app.now()))
 }
 
-pub async fn update(
-    mut req: Request,
-    app: &App<'_>,
-    id: Option<Uuid>,
-) -> Result<Response, AppError> {
+pub async fn update(mut req: Request, app: &App, id: Option<Uuid>) -> Result<Response, AppError> {
     let actor = require_admin(&req, app).await?;
     let id = id.ok_or(AppError::NotFound)?;
     let change = request_body::parse_patch(&read_json_body(&mut req, false).await?)?;
@@ -67,7 +63,7 @@ pub async fn update(
     http::json(200, &key.to_response(app.now()))
 }
 
-pub async fn revoke(req: Request, app: &App<'_>, id: Option<Uuid>) -> Result<Response, AppError> {
+pub async fn revoke(req: Request, app: &App, id: Option<Uuid>) -> Result<Response, AppError> {
     let actor = require_admin(&req, app).await?;
     app.keys()?
         .revoke(
@@ -82,11 +78,7 @@ pub async fn revoke(req: Request, app: &App<'_>, id: Option<Uuid>) -> Result<Res
         .with_status(204))
 }
 
-pub async fn rotate(
-    mut req: Request,
-    app: &App<'_>,
-    id: Option<Uuid>,
-) -> Result<Response, AppError> {
+pub async fn rotate(mut req: Request, app: &App, id: Option<Uuid>) -> Result<Response, AppError> {
     let actor = require_admin(&req, app).await?;
     let id = id.ok_or(AppError::NotFound)?;
     let grace_seconds = request_body::parse_rotate(&read_json_body(&mut req, true).await?)?;
@@ -99,7 +91,7 @@ pub async fn rotate(
 
 /// A key's usage: buckets of counts per outcome, and where it was last used from. Revoked and
 /// expired keys have one too; another tenant's key is not found.
-pub async fn usage(req: Request, app: &App<'_>, id: Option<Uuid>) -> Result<Response, AppError> {
+pub async fn usage(req: Request, app: &App, id: Option<Uuid>) -> Result<Response, AppError> {
     require_admin(&req, app).await?;
     let id = id.ok_or(AppError::NotFound)?;
     let (_, query) = http::origin_and_query(&req);
@@ -116,7 +108,7 @@ pub async fn usage(req: Request, app: &App<'_>, id: Option<Uuid>) -> Result<Resp
 }
 
 /// Lets an integration test its connection: the calling key's own record.
-pub async fn current(req: Request, app: &App<'_>) -> Result<Response, AppError> {
+pub async fn current(req: Request, app: &App) -> Result<Response, AppError> {
     match authenticate(&req, app).await? {
         Caller::Key(admitted) => {
             let key = app.keys()?.get(app.tenant(), admitted.key_id).await?;

@@ -9,7 +9,7 @@ use crate::http;
 use crate::query;
 use worker::{Request, Response};
 
-pub async fn list(req: Request, app: &App<'_>) -> Result<Response, AppError> {
+pub async fn list(req: Request, app: &App) -> Result<Response, AppError> {
     require_admin(&req, app).await?;
     let (origin, query) = http::origin_and_query(&req);
     let pairs = query::pairs(query.as_deref().unwrap_or_default());

@@ -13,7 +13,7 @@ pub enum Caller {
 
 /// An `X-Api-Key` header takes precedence over `Authorization`, which takes precedence over the
 /// `__Host-rally_session` cookie; every failure is the same 401.
-pub async fn authenticate(req: &Request, app: &App<'_>) -> Result<Caller, AppError> {
+pub async fn authenticate(req: &Request, app: &App) -> Result<Caller, AppError> {
     if let Some(presented) = header(req, "X-Api-Key") {
         return app.validate_key(&presented).await.map(Caller::Key);
     }
@@ -61,7 +61,7 @@ pub async fn authenticate(req: &Request, app: &App<'_>) -> Result<Caller, AppErr
 
 /// Managing keys takes an admin session or a key with the admin scope. Returns the actor of the
 /// changes it makes: `createdBy`, and the client's address.
-pub async fn require_admin(req: &Request, app: &App<'_>) -> Result<Actor, AppError> {
+pub async fn require_admin(req: &Request, app: &App) -> Result<Actor, AppError> {
     let name = match authenticate(req, app).await? {
         Caller::Session(claims) if claims.is_admin() => claims.actor(),
         Caller::Key(key) if key.scopes.is_admin() => format!("apikey:{}", key.key_id),

@@ -8,60 +8,102 @@
 //! Measured with `make profile`: see BENCHMARKS.md.
 
 use crate::app::App;
+use crate::domain::cache_entry::Admitted;
 use crate::domain::forwarding;
 use crate::domain::scopes::{Needed, METHOD_OVERRIDE_HEADERS};
 use crate::error::AppError;
 use crate::http::{self, js_internal};
 use crate::query::UrlParts;
-use worker::wasm_bindgen::JsCast;
+use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys};
+
+/// The client's request, with what the gateway reads from it more than once: each read of the
+/// runtime's request crosses from wasm to JavaScript, and a string crosses back encoded.
+pub struct Incoming {
+    pub request: web_sys::Request,
+    pub headers: web_sys::Headers,
+    pub method: String,
+}
+
+impl Incoming {
+    pub fn new(request: web_sys::Request) -> Incoming {
+        Incoming {
+            headers: request.headers(),
+            method: request.method(),
+            request,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).ok().flatten()
+    }
+}
 
 pub async fn forward(
     req: web_sys::Request,
     url: &UrlParts<'_>,
-    app: &App<'_>,
+    app: &App,
 ) -> Result<web_sys::Response, AppError> {
-    let incoming = req.headers();
-    let header = |name: &str| incoming.get(name).ok().flatten();
-    let method = req.method();
-    let admitted = match header("x-api-key") {
-        Some(presented) => {
-            // 401 for a key that is not valid here, 403 from outside its allow-list.
-            let admitted = app.validate_key(&presented).await?;
-            // A framework that honours a method override would run the overriding method, so
-            // the key must allow that one too.
-            let overrides: Vec<String> = METHOD_OVERRIDE_HEADERS
-                .iter()
-                .filter_map(|h| header(h))
-                .collect();
-            let needed = Needed::for_request(&method, overrides.iter().map(String::as_str));
-            if !admitted.scopes.allows(needed) {
-                return Err(AppError::Forbidden(format!(
-                    "This key needs the {} scope for this request.",
-                    needed.as_str()
-                )));
-            }
-            Some(admitted)
-        }
-        None => None,
+    let incoming = Incoming::new(req);
+    let Some(presented) = incoming.header("x-api-key") else {
+        let fetched = JsFuture::from(start_forward(&incoming, url, app, None)?).await;
+        return forwarded(fetched);
     };
+    // 401 for a key that is not valid here, 403 from outside its allow-list.
+    let admitted = authorize(&incoming, app.validate_key(&presented).await?)?;
+    let assertion = app
+        .identity_assertion(&admitted, &incoming.method, url.path)
+        .await?;
+    let identity = Some((&admitted, assertion));
+    let fetched = JsFuture::from(start_forward(&incoming, url, app, identity)?).await;
+    forwarded(fetched)
+}
+
+/// The scope check of a valid key: a framework that honours a method override would run the
+/// overriding method, so the key must allow that one too.
+pub fn authorize(incoming: &Incoming, admitted: Admitted) -> Result<Admitted, AppError> {
+    let overrides: Vec<String> = METHOD_OVERRIDE_HEADERS
+        .iter()
+        .filter_map(|h| incoming.header(h))
+        .collect();
+    let needed = Needed::for_request(&incoming.method, overrides.iter().map(String::as_str));
+    if !admitted.scopes.allows(needed) {
+        return Err(AppError::Forbidden(format!(
+            "This key needs the {} scope for this request.",
+            needed.as_str()
+        )));
+    }
+    Ok(admitted)
+}
+
+/// Starts the request to the origin: the client's headers, less every header that only the
+/// edge may set, plus the edge's own, with the key's identity when one was admitted (and its
+/// signed assertion: without one nothing is forwarded at all).
+pub fn start_forward(
+    incoming: &Incoming,
+    url: &UrlParts<'_>,
+    app: &App,
+    identity: Option<(&Admitted, String)>,
+) -> Result<js_sys::Promise, AppError> {
     let origin = app
         .config()
         .origin
         .as_ref()
         .ok_or(AppError::OriginNotConfigured)?;
     let target = origin.join(url.path, url.query);
+    let method = incoming.method.as_str();
 
     // `new Headers(incoming)` copies them all inside the runtime; then the edge removes what
     // only it may set, whatever the credential, and sets its own.
-    let headers = web_sys::Headers::new_with_headers(&incoming).map_err(js_internal("headers"))?;
+    let headers =
+        web_sys::Headers::new_with_headers(&incoming.headers).map_err(js_internal("headers"))?;
     for name in header_names(&headers) {
         if name == "host" || forwarding::is_edge_owned(&name) {
             headers.delete(&name).map_err(js_internal("headers"))?;
         }
     }
-    let host = header("host").unwrap_or_default();
+    let host = incoming.header("host").unwrap_or_default();
     let proto = url
         .origin
         .split_once("://")
@@ -71,9 +113,7 @@ pub async fn forward(
         ("X-Forwarded-Host", host),
         ("X-Forwarded-Proto", proto.to_string()),
     ];
-    if let Some(admitted) = &admitted {
-        // Fail closed: without a signature the request is not forwarded at all.
-        let assertion = app.identity_assertion(admitted, &method, url.path).await?;
+    if let Some((admitted, assertion)) = identity {
         edge.push(("X-Rally-Api-Key-Id", admitted.key_id.to_string()));
         edge.push(("X-Rally-Scopes", admitted.scopes.to_string()));
         edge.push(("X-Rally-Identity", assertion));
@@ -83,20 +123,23 @@ pub async fn forward(
     }
 
     let init = web_sys::RequestInit::new();
-    init.set_method(&method);
+    init.set_method(method);
     init.set_headers(&headers);
     init.set_redirect(web_sys::RequestRedirect::Manual);
     // The body is streamed through, never buffered. A GET or HEAD is forwarded without one:
     // it has no meaning there (RFC 9110), and the runtime's fetch refuses to send it.
-    if !matches!(method.as_str(), "GET" | "HEAD") {
-        if let Some(body) = req.body() {
+    if !matches!(method, "GET" | "HEAD") {
+        if let Some(body) = incoming.request.body() {
             init.set_body(&body);
         }
     }
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let fetched = JsFuture::from(global.fetch_with_str_and_init(&target, &init))
-        .await
-        .map_err(|_| AppError::OriginUnreachable)?;
+    Ok(global.fetch_with_str_and_init(&target, &init))
+}
+
+/// The origin's answer as this Worker's response; 502 when the origin could not be reached.
+pub fn forwarded(fetched: Result<JsValue, JsValue>) -> Result<web_sys::Response, AppError> {
+    let fetched = fetched.map_err(|_| AppError::OriginUnreachable)?;
     http::with_mutable_headers(fetched.unchecked_into())
 }
 

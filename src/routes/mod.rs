@@ -25,7 +25,7 @@ use worker::{web_sys, Request, Response};
 pub async fn handle(
     req: web_sys::Request,
     url: &UrlParts<'_>,
-    app: &App<'_>,
+    app: &App,
 ) -> Result<web_sys::Response, AppError> {
     let method = req.method();
     let segments = segments(url.path);
@@ -61,7 +61,7 @@ pub async fn tenantless(
     result
 }
 
-async fn own(route: Route<'_>, req: Request, app: &App<'_>) -> Result<Response, AppError> {
+async fn own(route: Route<'_>, req: Request, app: &App) -> Result<Response, AppError> {
     match route {
         Route::Health => static_json(r#"{"status":"ok"}"#),
         Route::OpenApi => static_json(OPENAPI),
@@ -95,7 +95,7 @@ fn key_id(segment: &str) -> Option<Uuid> {
 }
 
 /// A list's cursors, signed with the session secret, which every deployment has.
-fn pager<'a>(app: &'a App<'_>, list: List) -> Pager<'a> {
+fn pager<'a>(app: &'a App, list: List) -> Pager<'a> {
     Pager {
         list,
         tenant: app.tenant(),
@@ -109,7 +109,7 @@ const OPENAPI: &str = include_str!("../../openapi.json");
 
 /// The JWK Set origins verify `X-Rally-Identity` with: public halves only, cacheable for five
 /// minutes (origins refetch it when they meet an unknown `kid`).
-fn jwks(app: &App<'_>) -> Result<Response, AppError> {
+fn jwks(app: &App) -> Result<Response, AppError> {
     let body = identity::jwk_set(&app.config().published_keys());
     let mut response = Response::ok(body).map_err(http::internal("response"))?;
     let headers = response.headers_mut();

@@ -7,7 +7,7 @@ use crate::error::AppError;
 use crate::http::{self, header};
 use worker::{Request, Response};
 
-pub async fn asset(req: Request, app: &App<'_>) -> Result<Response, AppError> {
+pub async fn asset(req: Request, app: &App) -> Result<Response, AppError> {
     let response = app
         .assets()?
         .fetch_request(req)
@@ -28,7 +28,7 @@ pub async fn asset(req: Request, app: &App<'_>) -> Result<Response, AppError> {
 /// Signs in as this tenant's admin, for local development only: it exists only when the var
 /// DEV_LOGIN is exactly "enabled" (.dev.vars.example sets it; wrangler.toml never does), and is
 /// otherwise a plain 404.
-pub fn dev_login(req: &Request, app: &App<'_>) -> Result<Response, AppError> {
+pub fn dev_login(req: &Request, app: &App) -> Result<Response, AppError> {
     if !app.config().dev_login {
         return Err(AppError::NotFound);
     }

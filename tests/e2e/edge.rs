@@ -16,6 +16,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         revocation_takes_effect_on_the_next_request,
         a_revocation_racing_many_requests_leaves_the_key_rejected,
         a_key_stops_working_when_it_expires,
+        the_fast_path_and_the_handler_answer_every_cached_decision_alike,
     )
 }
 
@@ -337,4 +338,91 @@ fn a_key_stops_working_when_it_expires() {
         tenant.key(created["id"].as_str().unwrap())["isActive"],
         false
     );
+}
+
+/// The gateway's fast path (`src/gate.rs`, driven by the JavaScript shell) serves the requests
+/// whose key the cache decides; the Rust handler serves the rest, and serves these too when the
+/// test-only header `x-test-handler` asks for it. The same request down both paths gets the
+/// same answer, the same log line and, when forwarded, the same request at the origin.
+fn the_fast_path_and_the_handler_answer_every_cached_decision_alike() {
+    let tenant = TestTenant::new("lanes");
+    let reader = tenant.create_key(json!({"name": "reader", "scopes": "read"}));
+    let listed = tenant.create_key(json!({"name": "listed", "allowedIps": ["203.0.113.0/24"]}));
+    let revoked = tenant.create_key(json!({"name": "revoked"}));
+    tenant.revoke(revoked["id"].as_str().unwrap());
+    let key = |created: &serde_json::Value| created["key"].as_str().unwrap().to_string();
+    let (reader, listed, revoked) = (key(&reader), key(&listed), key(&revoked));
+    // The isolate's first signature imports the signing key, which only the handler does.
+    let warm_up = get(
+        &tenant.name,
+        &unique_path("lanes"),
+        &[("X-Api-Key", &reader)],
+    );
+    assert_eq!(warm_up.status, 200);
+    let cases: [(&str, &str, &str, u16); 4] = [
+        ("allowed", "GET", reader.as_str(), 200),
+        ("out of scope", "POST", reader.as_str(), 403),
+        ("outside the allow-list", "GET", listed.as_str(), 403),
+        ("revoked", "GET", revoked.as_str(), 401),
+    ];
+    // Whatever differs by nature between two requests: their ids, their timing, the usage
+    // send that one of them happens to set off, and the one header the test adds.
+    let request_specific = ["x-request-id", "date", "x-rally-identity", "x-test-handler"];
+    let kept = |headers: &[(String, String)]| {
+        let mut kept: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+            .filter(|(n, _)| !request_specific.contains(&n.as_str()))
+            .collect();
+        kept.sort();
+        kept
+    };
+    let line_without = |mut line: serde_json::Value| {
+        for field in ["requestId", "path", "ms", "lane", "usageSend"] {
+            line.as_object_mut().unwrap().remove(field);
+        }
+        line
+    };
+    for (label, method, key, status) in cases {
+        let mut answers = Vec::new();
+        for lane in ["gate", "handler"] {
+            let path = unique_path("lanes");
+            let mut headers = vec![("X-Api-Key", key), ("CF-Connecting-IP", "198.51.100.7")];
+            if lane == "handler" {
+                headers.push(("x-test-handler", "1"));
+            }
+            let response = request(method, &tenant.name, &path, &headers, None);
+            assert_eq!(
+                response.status,
+                status,
+                "{label}, {lane}: {}",
+                response.text()
+            );
+            let line = log_line(response.header("X-Request-Id").unwrap());
+            assert_eq!(line["lane"], lane, "{label}: {line}");
+            assert_eq!(
+                line["cache"],
+                if status == 401 { "negative" } else { "hit" }
+            );
+            let received = worker().origin.received(&path);
+            assert_eq!(
+                received.len(),
+                usize::from(status == 200),
+                "{label}, {lane}"
+            );
+            let at_origin = received
+                .first()
+                .map(|got| (got.method.clone(), kept(&got.headers)));
+            answers.push((
+                response.body.clone(),
+                kept(&response.headers),
+                line_without(line),
+                at_origin,
+            ));
+        }
+        assert_eq!(
+            answers[0], answers[1],
+            "{label}: the fast path, then the handler"
+        );
+    }
 }

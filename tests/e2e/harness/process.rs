@@ -69,8 +69,8 @@ pub fn wrangler() -> Command {
 }
 
 /// Builds the release Worker once for the whole run (wrangler's own [build] is skipped), with
-/// the test-only feature `panic-on-demand` (hardening.rs): the one difference from a
-/// deployment's build.
+/// the test-only features `panic-on-demand` (hardening.rs) and `handler-on-demand` (edge.rs):
+/// the one difference from a deployment's build.
 pub fn build_worker() {
     eprintln!("e2e: building the Worker once for this run");
     run(
@@ -78,7 +78,7 @@ pub fn build_worker() {
             .arg("scripts/build.sh")
             .current_dir(project_root())
             .env("PATH", tool_path())
-            .env("EDGE_KEYS_FEATURES", "panic-on-demand"),
+            .env("EDGE_KEYS_FEATURES", "panic-on-demand,handler-on-demand"),
         "build",
     );
 }

@@ -1,10 +1,12 @@
 // Case js-same-work: a JavaScript Worker doing all the work that the Rust Worker does in case
 // gateway-valid-key (a valid key whose grant is in KV), where case js-minimal does only the
-// minimum. Per request, in the Rust Worker's order (src/lib.rs `fetch`, src/routes/gateway.rs,
-// src/app.rs `validate_key` and `record_usage`, src/service.rs `validate`):
+// minimum. Per request, in the Rust Worker's order (its fast path, src/gate.rs, which calls
+// src/routes/gateway.rs, src/app.rs `validate_cached` and `settle`, src/service.rs
+// `Cached::validation`, and src/lib.rs `respond`):
 //   - the request id (CF-Ray, else 8 random bytes in hex), the tenant from the Host, the test for
 //     the tenantless paths and the route table's test for the service's own paths;
-//   - the blocked-client check (this isolate's map of (tenant, client) pairs over the limit);
+//   - the blocked-client check (this isolate's map of (tenant, client) pairs over the limit),
+//     only when the cache does not decide;
 //   - the key's format, SHA-256 of the key and of the cache entry's name, the three KV places
 //     read at once (one Promise.all of three gets), each entry parsed as JSON, the decision (a
 //     denial first, then the first fresh grant) and the admission (tenant, freshness, expiry,
@@ -181,7 +183,6 @@ async function handle(request, env, ctx, url, requestId, now, log, state) {
 async function validate(presented, tenant, state, env, now, log) {
   const unauthorized = () => refusal(401, "unauthorized", "A valid API key or session token is required.");
   const client = state.client;
-  const isBlocked = client !== null && (blocked.get(`${tenant}|${client}`) ?? 0) > now;
   if (!KEY_FORMAT.test(presented)) {
     log.cache = "skipped";
     throw unauthorized();
@@ -193,7 +194,8 @@ async function validate(presented, tenant, state, env, now, log) {
   log.kvReads = 3;
   const entry = decide(parse(denied), parse(managed), parse(filled), now);
   // This baseline has no D1 lookup: a key must be in the cache, as in case gateway-valid-key.
-  if (!entry && isBlocked) {
+  // Looked up only when the cache does not decide, as the Rust Worker's fast path does.
+  if (!entry && client !== null && (blocked.get(`${tenant}|${client}`) ?? 0) > now) {
     log.cache = "blocked";
     throw refusal(429, "rate_limited", "Too many failed attempts; retry later.", { "Retry-After": "60" });
   }

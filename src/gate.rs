@@ -2,15 +2,15 @@
 //! it (a hit or a negative entry) and whose signing key this isolate has already imported,
 //! which is nearly every request at the edge.
 //!
-//! The JavaScript shell (`src/shell.mjs`) drives it: `Gate.begin`, then `next` with what each
-//! promise gave, until `next` returns the response. Each step is synchronous Rust that makes
+//! The JavaScript shell (`src/shell.mjs`) drives it: `gate_begin`, then `gate_next` with what
+//! each promise gave, until it returns the response, then `gate_end`. Each step is synchronous Rust that makes
 //! the decisions with the same functions as the Rust handler (`crate::routes::gateway`,
 //! `App`), and starts the one runtime call the next step needs (the KV reads, the signature,
 //! the rate limiter's count, the origin's fetch), whose promise the shell awaits. So the hot
 //! path has no Rust future: no task, no executor wake-ups and no pair of closures per await,
 //! which cost more here than the awaits themselves (BENCHMARKS.md).
 //!
-//! `begin` or `next` returns undefined when the request is not this path's: the shell then
+//! `gate_begin` returns 0, or `gate_next` undefined, when the request is not this path's: the shell then
 //! hands the whole request to the Rust handler, which starts over (nothing the client sent has
 //! been consumed, and nothing has been answered, counted or scheduled).
 
@@ -26,10 +26,11 @@ use crate::rate_limit::Counting;
 use crate::route::{self, Route};
 use crate::routes::gateway::{self, Incoming};
 use crate::signer;
+use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use worker::{js_sys, web_sys, Context, Env};
 
-#[wasm_bindgen]
+/// A request on the fast path, between two of its steps.
 pub struct Gate {
     app: App,
     incoming: Incoming,
@@ -52,25 +53,78 @@ enum Stage {
     Done,
 }
 
+thread_local! {
+    /// The requests on the fast path in this isolate, by the number the shell holds. A number,
+    /// not an object: an exported Rust object is a JavaScript wrapper registered with a
+    /// `FinalizationRegistry`, which a request would pay for twice (`make profile`: `__wrap`).
+    static GATES: RefCell<Vec<Option<Gate>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Starts the fast path for a request: its number for `gate_next` and `gate_end`, or 0 when
+/// the request is not for this path (not the gateway, no key or a malformed one, no tenant in
+/// the Host), which then goes to the Rust handler.
 #[wasm_bindgen]
+pub fn gate_begin(request: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> u32 {
+    let Some(gate) = Gate::begin(request, env, ctx) else {
+        return 0;
+    };
+    GATES.with(|gates| {
+        let mut gates = gates.borrow_mut();
+        let free = gates.iter().position(Option::is_none);
+        let index = free.unwrap_or_else(|| {
+            gates.push(None);
+            gates.len() - 1
+        });
+        gates[index] = Some(gate);
+        index as u32 + 1
+    })
+}
+
+/// The next step of request `id`, given what the last promise gave (`ok`) or why it failed:
+/// a promise to await and give back, the response, or undefined for the Rust handler.
+#[wasm_bindgen]
+pub fn gate_next(id: u32, settled: JsValue, ok: bool) -> JsValue {
+    // Out of the table while it runs, so that nothing it calls can find the table borrowed.
+    let taken = GATES.with(|gates| {
+        let mut gates = gates.borrow_mut();
+        gates
+            .get_mut((id as usize).wrapping_sub(1))
+            .and_then(Option::take)
+    });
+    let Some(mut gate) = taken else {
+        return JsValue::UNDEFINED;
+    };
+    let step = gate.next(if ok { Ok(settled) } else { Err(settled) });
+    GATES.with(|gates| gates.borrow_mut()[id as usize - 1] = Some(gate));
+    step
+}
+
+/// Forgets request `id`, whichever way it ended. Unknown numbers are ignored: after a panic
+/// the module is a new instance with an empty table.
+#[wasm_bindgen]
+pub fn gate_end(id: u32) {
+    GATES.with(|gates| {
+        if let Some(gate) = gates.borrow_mut().get_mut((id as usize).wrapping_sub(1)) {
+            *gate = None;
+        }
+    });
+}
+
 impl Gate {
-    /// The request's gate, with its cache reads started; undefined when the request is not
-    /// for this path (not the gateway, no key or a malformed one, no tenant in the Host).
-    pub fn begin(
+    fn begin(
         request: web_sys::Request,
         env: Env,
         ctx: worker::worker_sys::Context,
     ) -> Option<Gate> {
         let started = clock();
         let incoming = Incoming::new(request);
-        let header = |name: &str| incoming.header(name);
-        let presented = header("x-api-key")?;
+        let presented = incoming.header(|n| &n.x_api_key)?;
         #[cfg(feature = "panic-on-demand")]
-        if header("x-test-panic").is_some() {
+        if incoming.headers.has("x-test-panic") == Ok(true) {
             return None;
         }
         #[cfg(feature = "handler-on-demand")]
-        if header("x-test-handler").is_some() {
+        if incoming.headers.has("x-test-handler") == Ok(true) {
             return None;
         }
         let url = incoming.request.url();
@@ -81,13 +135,16 @@ impl Gate {
             return None;
         }
         let isolate = Isolate::get(&env);
-        let tenant = Tenant::from_host(&header("host")?, &isolate.config.root_domain)?;
+        let host = incoming.header(|n| &n.host)?;
+        let tenant = Tenant::from_host(&host, &isolate.config.root_domain)?;
         let hash = PlainKey::parse(&presented)?.hash();
-        let request_id = header("cf-ray").unwrap_or_else(new_request_id);
+        let request_id = incoming
+            .header(|n| &n.cf_ray)
+            .unwrap_or_else(new_request_id);
         let log = RequestLog::new(&request_id, method, parts.path);
         log.set_tenant(tenant.as_str());
         log.set_lane("gate");
-        let client = header("CF-Connecting-IP");
+        let client = incoming.header(|n| &n.cf_connecting_ip);
         let app = App::new(
             isolate,
             Context::new(ctx),
@@ -109,10 +166,7 @@ impl Gate {
         })
     }
 
-    /// The next step, given what the last promise gave (`ok`) or why it failed: a promise to
-    /// await and give back, the response, or undefined for the Rust handler.
-    pub fn next(&mut self, settled: JsValue, ok: bool) -> JsValue {
-        let settled = if ok { Ok(settled) } else { Err(settled) };
+    fn next(&mut self, settled: Result<JsValue, JsValue>) -> JsValue {
         match std::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Begun(reads) => self.wait(Stage::ReadingCache, reads),
             Stage::ReadingCache => {
@@ -155,9 +209,7 @@ impl Gate {
             Stage::Done => JsValue::UNDEFINED,
         }
     }
-}
 
-impl Gate {
     fn wait(&mut self, stage: Stage, promise: js_sys::Promise) -> JsValue {
         self.stage = stage;
         promise.into()

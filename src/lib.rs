@@ -13,6 +13,8 @@ pub mod service;
 #[cfg(target_arch = "wasm32")]
 mod app;
 #[cfg(target_arch = "wasm32")]
+mod boundary;
+#[cfg(target_arch = "wasm32")]
 mod cache;
 #[cfg(target_arch = "wasm32")]
 mod gate;
@@ -36,8 +38,8 @@ mod usage_queue;
 #[cfg(target_arch = "wasm32")]
 mod entry {
     use crate::app::{App, Isolate};
+    use crate::{boundary, query::split_url, route, routes, usage_queue};
     use crate::{domain::tenant::Tenant, error::AppError, http, log::RequestLog};
-    use crate::{query::split_url, route, routes, usage_queue};
     use worker::wasm_bindgen::JsValue;
     use worker::{console_log, event, js_sys, web_sys, Context, Env, Result};
     use worker::{MessageBatch, ScheduleContext, ScheduledEvent};
@@ -122,8 +124,8 @@ mod entry {
         let headers = response.headers();
         // A response's headers are mutable here: every response this Worker makes is its own
         // (the origin's is re-wrapped first).
-        let _ = headers.set("X-Request-Id", request_id);
-        let _ = headers.set("X-Content-Type-Options", "nosniff");
+        let _ = boundary::set(&headers, |n| &n.x_request_id, request_id);
+        let _ = boundary::set_constant(&headers, |n| &n.x_content_type_options, |n| &n.nosniff);
         console_log!("{}", log.to_json(clock().saturating_sub(started)));
         response
     }

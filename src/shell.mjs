@@ -4,16 +4,16 @@
 // Why a JavaScript shell: the generated entry point is a WorkerEntrypoint class behind two
 // Proxies, constructed for every request, and an async Rust handler pays wasm-bindgen's
 // promise glue (a task, its wake-ups, two closures per await) on every await. This shell is a
-// plain module Worker object, and it runs the gateway's hot path, a key that the cache
-// decides, as a `Gate`: Rust makes every decision synchronously and hands back either the
+// plain module Worker object, and it runs the gateway's hot path, a key that the cache decides,
+// as a gate (src/gate.rs): Rust makes every decision synchronously and hands back either the
 // response, or a promise for this shell to await and give back, or nothing, in which case the
 // whole request goes to the Rust handler as it is. The request's body is never touched before
 // that hand-over.
-import Rust, { Gate } from "./rust.mjs";
+import Rust from "./rust.mjs";
 
+// worker-build puts every function that Rust exports on its entry point's prototype.
 const handlers = Rust.prototype;
-// Read once: worker-build exports each Rust class behind a Proxy.
-const begin = Gate.begin;
+const { gate_begin: begin, gate_next: next, gate_end: end } = handlers;
 
 function rust(name, argument, env, ctx) {
   return handlers[name].call({ env, ctx }, argument);
@@ -22,9 +22,9 @@ function rust(name, argument, env, ctx) {
 export default {
   async fetch(request, env, ctx) {
     const gate = begin(request, env, ctx);
-    if (gate === undefined) return rust("fetch", request, env, ctx);
+    if (gate === 0) return rust("fetch", request, env, ctx);
     try {
-      let step = gate.next(undefined, true);
+      let step = next(gate, undefined, true);
       while (step instanceof Promise) {
         let settled;
         let ok = true;
@@ -34,11 +34,11 @@ export default {
           settled = error;
           ok = false;
         }
-        step = gate.next(settled, ok);
+        step = next(gate, settled, ok);
       }
       return step ?? rust("fetch", request, env, ctx);
     } finally {
-      gate.free();
+      end(gate);
     }
   },
   queue(batch, env, ctx) {

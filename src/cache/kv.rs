@@ -1,6 +1,7 @@
 //! `KeyCache` on KV: the three places of `service`'s cache design as three entry names per secret,
 //! `denied/`, `managed/` and `filled/`, each with the time to live the service chose.
 
+use crate::boundary;
 use crate::config::{missing_binding, names};
 use crate::domain::{cache_entry::CacheEntry, key::KeyHash};
 use crate::service::{CacheWrite, Cached, KeyCache, Place, StorageError};
@@ -11,15 +12,11 @@ use worker::wasm_bindgen_futures::JsFuture;
 
 #[wasm_bindgen]
 extern "C" {
-    /// The KV namespace binding, with the two calls this cache makes. Bound directly rather
-    /// than through `worker::kv::KvStore`, which looks up five methods per binding and builds an
-    /// options object per read: on the gateway's hot path that showed in the profile.
+    /// The KV namespace binding. Bound directly rather than through `worker::kv::KvStore`,
+    /// which looks up five methods per binding and builds an options object per read: on the
+    /// gateway's hot path that showed in the profile. Reads go through `boundary::read_all`.
     #[derive(Clone)]
     pub type KvNamespace;
-
-    /// `get(key)`: the value as text, or null.
-    #[wasm_bindgen(method, catch)]
-    fn get(this: &KvNamespace, key: &str) -> Result<js_sys::Promise, JsValue>;
 
     /// `put(key, value, { expirationTtl })`.
     #[wasm_bindgen(method, catch)]
@@ -80,12 +77,10 @@ impl KvCache {
     /// `cached` reads.
     pub fn start_read(&self, hash: &KeyHash) -> Result<js_sys::Promise, StorageError> {
         let kv = self.store()?;
-        let reads = js_sys::Array::new();
-        for place in [Place::Denied, Place::Managed, Place::Filled] {
-            reads.push(&kv.get(&name(place, hash)).map_err(kv_error("get"))?.into());
-        }
+        let keys = [Place::Denied, Place::Managed, Place::Filled].map(|place| name(place, hash));
+        let reads = boundary::read_all(kv, &keys.join("\n")).map_err(kv_error("get"))?;
         self.reads.set(self.reads.get() + 3);
-        Ok(js_sys::Promise::all(&reads))
+        Ok(reads)
     }
 
     /// The entries that `start_read`'s promise gave, in the order of its places.

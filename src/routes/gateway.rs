@@ -8,9 +8,10 @@
 //! Measured with `make profile`: see BENCHMARKS.md.
 
 use crate::app::App;
+use crate::boundary;
 use crate::domain::cache_entry::Admitted;
 use crate::domain::forwarding;
-use crate::domain::scopes::{Needed, METHOD_OVERRIDE_HEADERS};
+use crate::domain::scopes::Needed;
 use crate::error::AppError;
 use crate::http::{self, js_internal};
 use crate::query::UrlParts;
@@ -35,8 +36,8 @@ impl Incoming {
         }
     }
 
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).ok().flatten()
+    pub fn header(&self, name: boundary::Pick) -> Option<String> {
+        boundary::get(&self.headers, name)
     }
 }
 
@@ -46,7 +47,7 @@ pub async fn forward(
     app: &App,
 ) -> Result<web_sys::Response, AppError> {
     let incoming = Incoming::new(req);
-    let Some(presented) = incoming.header("x-api-key") else {
+    let Some(presented) = incoming.header(|n| &n.x_api_key) else {
         let fetched = JsFuture::from(start_forward(&incoming, url, app, None)?).await;
         return forwarded(fetched);
     };
@@ -63,10 +64,13 @@ pub async fn forward(
 /// The scope check of a valid key: a framework that honours a method override would run the
 /// overriding method, so the key must allow that one too.
 pub fn authorize(incoming: &Incoming, admitted: Admitted) -> Result<Admitted, AppError> {
-    let overrides: Vec<String> = METHOD_OVERRIDE_HEADERS
-        .iter()
-        .filter_map(|h| incoming.header(h))
-        .collect();
+    let overrides: Vec<String> = boundary::with(|names| {
+        names
+            .method_overrides
+            .iter()
+            .filter_map(|name| boundary::get_by(&incoming.headers, name))
+            .collect()
+    });
     let needed = Needed::for_request(&incoming.method, overrides.iter().map(String::as_str));
     if !admitted.scopes.allows(needed) {
         return Err(AppError::Forbidden(format!(
@@ -94,33 +98,39 @@ pub fn start_forward(
     let target = origin.join(url.path, url.query);
     let method = incoming.method.as_str();
 
-    // `new Headers(incoming)` copies them all inside the runtime; then the edge removes what
-    // only it may set, whatever the credential, and sets its own.
-    let headers =
-        web_sys::Headers::new_with_headers(&incoming.headers).map_err(js_internal("headers"))?;
-    for name in header_names(&headers) {
-        if name == "host" || forwarding::is_edge_owned(&name) {
-            headers.delete(&name).map_err(js_internal("headers"))?;
-        }
-    }
-    let host = incoming.header("host").unwrap_or_default();
+    // The client's headers are copied inside the runtime, less what only the edge may set,
+    // whatever the credential, and then the edge sets its own.
+    let names = boundary::header_names(&incoming.headers);
+    let removed: Vec<&str> = names
+        .split_terminator('\n')
+        .filter(|&name| name == "host" || forwarding::is_edge_owned(name))
+        .collect();
+    let host = incoming.header(|n| &n.host).unwrap_or_default();
     let proto = url
         .origin
         .split_once("://")
         .map_or("https", |(scheme, _)| scheme);
-    let mut edge = vec![
-        ("X-Rally-Tenant", app.tenant().to_string()),
-        ("X-Forwarded-Host", host),
-        ("X-Forwarded-Proto", proto.to_string()),
-    ];
-    if let Some((admitted, assertion)) = identity {
-        edge.push(("X-Rally-Api-Key-Id", admitted.key_id.to_string()));
-        edge.push(("X-Rally-Scopes", admitted.scopes.to_string()));
-        edge.push(("X-Rally-Identity", assertion));
+    let mut values = vec![app.tenant().to_string(), host, proto.to_string()];
+    if let Some((admitted, assertion)) = &identity {
+        values.extend([
+            admitted.key_id.to_string(),
+            admitted.scopes.to_string(),
+            assertion.clone(),
+        ]);
     }
-    for (name, value) in edge {
-        headers.set(name, &value).map_err(js_internal("headers"))?;
-    }
+    let headers = boundary::with(|n| {
+        let names = match identity {
+            Some(_) => &n.edge_keyed,
+            None => &n.edge_anonymous,
+        };
+        boundary::forward_headers(
+            &incoming.headers,
+            &removed.join("\n"),
+            names,
+            &values.join("\n"),
+        )
+    })
+    .map_err(js_internal("headers"))?;
 
     let init = web_sys::RequestInit::new();
     init.set_method(method);
@@ -141,16 +151,4 @@ pub fn start_forward(
 pub fn forwarded(fetched: Result<JsValue, JsValue>) -> Result<web_sys::Response, AppError> {
     let fetched = fetched.map_err(|_| AppError::OriginUnreachable)?;
     http::with_mutable_headers(fetched.unchecked_into())
-}
-
-/// The names of a header list, lower-case as the runtime keeps them: gathered and joined inside
-/// the runtime, then brought across the boundary as one string rather than one call and one
-/// string per header. A header name cannot contain a newline.
-fn header_names(headers: &web_sys::Headers) -> Vec<String> {
-    let joined: String = js_sys::Array::from(&headers.keys()).join("\n").into();
-    joined
-        .split('\n')
-        .filter(|name| !name.is_empty())
-        .map(String::from)
-        .collect()
 }

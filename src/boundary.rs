@@ -1,0 +1,152 @@
+//! What the gateway hands to the runtime, made cheap to hand over. Every call from wasm into
+//! JavaScript is a crossing, and every `&str` passed is decoded out of the wasm memory (a
+//! `TextDecoder` call whose fixed cost dwarfs a short string's length): on the forwarded path
+//! that was about thirty crossings and twenty decodes a request (`make profile`: `decode`,
+//! `wasm-to-js`). So the constant strings (header names, a header value, the signature
+//! algorithm) are made as JavaScript strings once per isolate, and the calls that come in runs
+//! (the three KV reads, the header list's names, the forwarded headers) are one crossing each,
+//! their strings joined with a newline, which no header name or value and no KV key of this
+//! service contains. What to read, remove and set is still decided in Rust.
+
+use crate::domain::scopes::METHOD_OVERRIDE_HEADERS;
+use wasm_bindgen::prelude::*;
+use worker::js_sys::{self, JsString};
+use worker::web_sys;
+
+macro_rules! names {
+    ($($name:ident = $text:literal,)*) => {
+        /// The strings, made on first use in each isolate.
+        pub struct Names {
+            $(pub $name: JsString,)*
+            /// `METHOD_OVERRIDE_HEADERS`.
+            pub method_overrides: Vec<JsString>,
+            /// The names of the headers the edge sets on a forwarded request: without a key,
+            /// and with one, in the order of `forward_headers`' values.
+            pub edge_anonymous: js_sys::Array,
+            pub edge_keyed: js_sys::Array,
+        }
+
+        impl Names {
+            fn new() -> Names {
+                Names {
+                    $($name: JsString::from($text),)*
+                    method_overrides: METHOD_OVERRIDE_HEADERS.iter().map(|&h| h.into()).collect(),
+                    edge_anonymous: EDGE_ANONYMOUS.iter().map(|&h| JsValue::from(h)).collect(),
+                    edge_keyed: EDGE_ANONYMOUS
+                        .iter()
+                        .chain(EDGE_KEYED)
+                        .map(|&h| JsValue::from(h))
+                        .collect(),
+                }
+            }
+        }
+    };
+}
+
+/// The edge's own headers on every forwarded request, and those added for an admitted key.
+pub const EDGE_ANONYMOUS: &[&str] = &["x-rally-tenant", "x-forwarded-host", "x-forwarded-proto"];
+pub const EDGE_KEYED: &[&str] = &["x-rally-api-key-id", "x-rally-scopes", "x-rally-identity"];
+
+names! {
+    x_api_key = "x-api-key",
+    host = "host",
+    cf_ray = "cf-ray",
+    cf_connecting_ip = "cf-connecting-ip",
+    x_request_id = "x-request-id",
+    x_content_type_options = "x-content-type-options",
+    nosniff = "nosniff",
+    ed25519 = "Ed25519",
+}
+
+thread_local! {
+    static NAMES: Names = Names::new();
+}
+
+/// A name from `Names`.
+pub type Pick = fn(&Names) -> &JsString;
+
+/// Runs `f` with the isolate's strings.
+pub fn with<R>(f: impl FnOnce(&Names) -> R) -> R {
+    NAMES.with(f)
+}
+
+#[wasm_bindgen(inline_js = r#"
+export function read_all(kv, keys) {
+  return Promise.all(keys.split("\n").map((key) => kv.get(key)));
+}
+export function header_names(headers) {
+  let joined = "";
+  for (const name of headers.keys()) joined += name + "\n";
+  return joined;
+}
+export function forward_headers(incoming, removed, names, values) {
+  const headers = new Headers(incoming);
+  if (removed !== "") for (const name of removed.split("\n")) headers.delete(name);
+  const each = values.split("\n");
+  for (let i = 0; i < names.length; i++) headers.set(names[i], each[i]);
+  return headers;
+}
+"#)]
+extern "C" {
+    /// The values of `keys` (joined with newlines) in a KV namespace, read at once.
+    #[wasm_bindgen(catch)]
+    pub fn read_all(kv: &JsValue, keys: &str) -> Result<js_sys::Promise, JsValue>;
+
+    /// The names of a header list, lower-case as the runtime keeps them, each followed by a
+    /// newline.
+    pub fn header_names(headers: &web_sys::Headers) -> String;
+
+    /// A copy of `incoming` without the `removed` names (joined with newlines), with `names`
+    /// set to `values` (joined with newlines).
+    #[wasm_bindgen(catch)]
+    pub fn forward_headers(
+        incoming: &web_sys::Headers,
+        removed: &str,
+        names: &js_sys::Array,
+        values: &str,
+    ) -> Result<web_sys::Headers, JsValue>;
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// `Headers`, called with names that are already JavaScript strings.
+    #[wasm_bindgen(js_name = Headers)]
+    type NamedHeaders;
+
+    #[wasm_bindgen(method, js_name = get)]
+    fn get_named(this: &NamedHeaders, name: &JsString) -> Option<String>;
+
+    #[wasm_bindgen(method, catch, js_name = set)]
+    fn set_named(this: &NamedHeaders, name: &JsString, value: &str) -> Result<(), JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = set)]
+    fn set_both_named(
+        this: &NamedHeaders,
+        name: &JsString,
+        value: &JsString,
+    ) -> Result<(), JsValue>;
+}
+
+fn named(headers: &web_sys::Headers) -> &NamedHeaders {
+    headers.unchecked_ref()
+}
+
+/// `headers.get(name)`.
+pub fn get(headers: &web_sys::Headers, name: Pick) -> Option<String> {
+    with(|names| named(headers).get_named(name(names)))
+}
+
+/// `headers.get(name)`, for a name made elsewhere.
+pub fn get_by(headers: &web_sys::Headers, name: &JsString) -> Option<String> {
+    named(headers).get_named(name)
+}
+
+/// `headers.set(name, value)`.
+pub fn set(headers: &web_sys::Headers, name: Pick, value: &str) -> Result<(), JsValue> {
+    with(|names| named(headers).set_named(name(names), value))
+}
+
+/// `headers.set(name, value)`, both constant.
+pub fn set_constant(headers: &web_sys::Headers, name: Pick, value: Pick) -> Result<(), JsValue> {
+    with(|names| named(headers).set_both_named(name(names), value(names)))
+}

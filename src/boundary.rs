@@ -4,11 +4,10 @@
 //! that was about thirty crossings and twenty decodes a request (`make profile`: `decode`,
 //! `wasm-to-js`). So the constant strings (header names, a header value, the signature
 //! algorithm) are made as JavaScript strings once per isolate, and the calls that come in runs
-//! (the three KV reads, the header list's names, the forwarded headers) are one crossing each,
+//! (the three KV reads, the request's headers, the forwarded headers) are one crossing each,
 //! their strings joined with a newline, which no header name or value and no KV key of this
 //! service contains. What to read, remove and set is still decided in Rust.
 
-use crate::domain::scopes::METHOD_OVERRIDE_HEADERS;
 use wasm_bindgen::prelude::*;
 use worker::js_sys::{self, JsString};
 use worker::web_sys;
@@ -18,8 +17,6 @@ macro_rules! names {
         /// The strings, made on first use in each isolate.
         pub struct Names {
             $(pub $name: JsString,)*
-            /// `METHOD_OVERRIDE_HEADERS`.
-            pub method_overrides: Vec<JsString>,
             /// The names of the headers the edge sets on a forwarded request: without a key,
             /// and with one, in the order of `forward_headers`' values.
             pub edge_anonymous: js_sys::Array,
@@ -30,7 +27,6 @@ macro_rules! names {
             fn new() -> Names {
                 Names {
                     $($name: JsString::from($text),)*
-                    method_overrides: METHOD_OVERRIDE_HEADERS.iter().map(|&h| h.into()).collect(),
                     edge_anonymous: EDGE_ANONYMOUS.iter().map(|&h| JsValue::from(h)).collect(),
                     edge_keyed: EDGE_ANONYMOUS
                         .iter()
@@ -48,10 +44,6 @@ pub const EDGE_ANONYMOUS: &[&str] = &["x-rally-tenant", "x-forwarded-host", "x-f
 pub const EDGE_KEYED: &[&str] = &["x-rally-api-key-id", "x-rally-scopes", "x-rally-identity"];
 
 names! {
-    x_api_key = "x-api-key",
-    host = "host",
-    cf_ray = "cf-ray",
-    cf_connecting_ip = "cf-connecting-ip",
     x_request_id = "x-request-id",
     x_content_type_options = "x-content-type-options",
     nosniff = "nosniff",
@@ -74,9 +66,9 @@ pub fn with<R>(f: impl FnOnce(&Names) -> R) -> R {
 export function read_all(kv, keys) {
   return Promise.all(keys.split("\n").map((key) => kv.get(key)));
 }
-export function header_names(headers) {
+export function header_lines(headers) {
   let joined = "";
-  for (const name of headers.keys()) joined += name + "\n";
+  for (const [name, value] of headers) joined += name + "\n" + value + "\n";
   return joined;
 }
 export function forward_headers(incoming, removed, names, values) {
@@ -92,9 +84,9 @@ extern "C" {
     #[wasm_bindgen(catch)]
     pub fn read_all(kv: &JsValue, keys: &str) -> Result<js_sys::Promise, JsValue>;
 
-    /// The names of a header list, lower-case as the runtime keeps them, each followed by a
-    /// newline.
-    pub fn header_names(headers: &web_sys::Headers) -> String;
+    /// Every header of a list as a name line and a value line, names lower-case as the
+    /// runtime keeps them.
+    pub fn header_lines(headers: &web_sys::Headers) -> String;
 
     /// A copy of `incoming` without the `removed` names (joined with newlines), with `names`
     /// set to `values` (joined with newlines).
@@ -113,9 +105,6 @@ extern "C" {
     #[wasm_bindgen(js_name = Headers)]
     type NamedHeaders;
 
-    #[wasm_bindgen(method, js_name = get)]
-    fn get_named(this: &NamedHeaders, name: &JsString) -> Option<String>;
-
     #[wasm_bindgen(method, catch, js_name = set)]
     fn set_named(this: &NamedHeaders, name: &JsString, value: &str) -> Result<(), JsValue>;
 
@@ -129,16 +118,6 @@ extern "C" {
 
 fn named(headers: &web_sys::Headers) -> &NamedHeaders {
     headers.unchecked_ref()
-}
-
-/// `headers.get(name)`.
-pub fn get(headers: &web_sys::Headers, name: Pick) -> Option<String> {
-    with(|names| named(headers).get_named(name(names)))
-}
-
-/// `headers.get(name)`, for a name made elsewhere.
-pub fn get_by(headers: &web_sys::Headers, name: &JsString) -> Option<String> {
-    named(headers).get_named(name)
 }
 
 /// `headers.set(name, value)`.

@@ -118,13 +118,13 @@ impl Gate {
     ) -> Option<Gate> {
         let started = clock();
         let incoming = Incoming::new(request);
-        let presented = incoming.header(|n| &n.x_api_key)?;
+        let presented = incoming.header("x-api-key")?;
         #[cfg(feature = "panic-on-demand")]
-        if incoming.headers.has("x-test-panic") == Ok(true) {
+        if incoming.header("x-test-panic").is_some() {
             return None;
         }
         #[cfg(feature = "handler-on-demand")]
-        if incoming.headers.has("x-test-handler") == Ok(true) {
+        if incoming.header("x-test-handler").is_some() {
             return None;
         }
         let url = incoming.request.url();
@@ -135,16 +135,15 @@ impl Gate {
             return None;
         }
         let isolate = Isolate::get(&env);
-        let host = incoming.header(|n| &n.host)?;
-        let tenant = Tenant::from_host(&host, &isolate.config.root_domain)?;
-        let hash = PlainKey::parse(&presented)?.hash();
+        let tenant = Tenant::from_host(incoming.header("host")?, &isolate.config.root_domain)?;
+        let hash = PlainKey::parse(presented)?.hash();
         let request_id = incoming
-            .header(|n| &n.cf_ray)
-            .unwrap_or_else(new_request_id);
+            .header("cf-ray")
+            .map_or_else(new_request_id, String::from);
         let log = RequestLog::new(&request_id, method, parts.path);
         log.set_tenant(tenant.as_str());
         log.set_lane("gate");
-        let client = incoming.header(|n| &n.cf_connecting_ip);
+        let client = incoming.header("cf-connecting-ip").map(String::from);
         let app = App::new(
             isolate,
             Context::new(ctx),

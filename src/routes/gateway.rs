@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::boundary;
 use crate::domain::cache_entry::Admitted;
 use crate::domain::forwarding;
-use crate::domain::scopes::Needed;
+use crate::domain::scopes::{Needed, METHOD_OVERRIDE_HEADERS};
 use crate::error::AppError;
 use crate::http::{self, js_internal};
 use crate::query::UrlParts;
@@ -19,25 +19,42 @@ use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys};
 
-/// The client's request, with what the gateway reads from it more than once: each read of the
-/// runtime's request crosses from wasm to JavaScript, and a string crosses back encoded.
+/// The client's request, with what the gateway reads of it: each read of the runtime's
+/// request crosses from wasm to JavaScript, so the method and the headers are read once.
 pub struct Incoming {
     pub request: web_sys::Request,
     pub headers: web_sys::Headers,
     pub method: String,
+    /// Every header as a name line and a value line (`boundary::header_lines`). A header's
+    /// name and value never contain a newline.
+    lines: String,
 }
 
 impl Incoming {
     pub fn new(request: web_sys::Request) -> Incoming {
+        let headers = request.headers();
         Incoming {
-            headers: request.headers(),
+            lines: boundary::header_lines(&headers),
+            headers,
             method: request.method(),
             request,
         }
     }
 
-    pub fn header(&self, name: boundary::Pick) -> Option<String> {
-        boundary::get(&self.headers, name)
+    /// The value of header `name` (any case), as `Headers.get` gives it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let mut lines = self.lines.split('\n');
+        while let (Some(found), Some(value)) = (lines.next(), lines.next()) {
+            if found.eq_ignore_ascii_case(name) {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    /// The names of the request's headers, lower-case.
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.lines.split_terminator('\n').step_by(2)
     }
 }
 
@@ -47,12 +64,12 @@ pub async fn forward(
     app: &App,
 ) -> Result<web_sys::Response, AppError> {
     let incoming = Incoming::new(req);
-    let Some(presented) = incoming.header(|n| &n.x_api_key) else {
+    let Some(presented) = incoming.header("x-api-key") else {
         let fetched = JsFuture::from(start_forward(&incoming, url, app, None)?).await;
         return forwarded(fetched);
     };
     // 401 for a key that is not valid here, 403 from outside its allow-list.
-    let admitted = authorize(&incoming, app.validate_key(&presented).await?)?;
+    let admitted = authorize(&incoming, app.validate_key(presented).await?)?;
     let assertion = app
         .identity_assertion(&admitted, &incoming.method, url.path)
         .await?;
@@ -64,14 +81,10 @@ pub async fn forward(
 /// The scope check of a valid key: a framework that honours a method override would run the
 /// overriding method, so the key must allow that one too.
 pub fn authorize(incoming: &Incoming, admitted: Admitted) -> Result<Admitted, AppError> {
-    let overrides: Vec<String> = boundary::with(|names| {
-        names
-            .method_overrides
-            .iter()
-            .filter_map(|name| boundary::get_by(&incoming.headers, name))
-            .collect()
-    });
-    let needed = Needed::for_request(&incoming.method, overrides.iter().map(String::as_str));
+    let overrides = METHOD_OVERRIDE_HEADERS
+        .iter()
+        .filter_map(|&name| incoming.header(name));
+    let needed = Needed::for_request(&incoming.method, overrides);
     if !admitted.scopes.allows(needed) {
         return Err(AppError::Forbidden(format!(
             "This key needs the {} scope for this request.",
@@ -100,12 +113,11 @@ pub fn start_forward(
 
     // The client's headers are copied inside the runtime, less what only the edge may set,
     // whatever the credential, and then the edge sets its own.
-    let names = boundary::header_names(&incoming.headers);
-    let removed: Vec<&str> = names
-        .split_terminator('\n')
+    let removed: Vec<&str> = incoming
+        .names()
         .filter(|&name| name == "host" || forwarding::is_edge_owned(name))
         .collect();
-    let host = incoming.header(|n| &n.host).unwrap_or_default();
+    let host = incoming.header("host").unwrap_or_default().to_string();
     let proto = url
         .origin
         .split_once("://")

@@ -30,6 +30,7 @@
 // seeded, so that a run's report can be recomputed).
 // Usage: make bench [BENCH_SUITE=edge] [BENCH_ROUNDS=10] [BENCH_CPU_SECONDS=3]
 //   [BENCH_LATENCY_SECONDS=4] [BENCH_THROUGHPUT_SECONDS=3] [BENCH_RATE=req/s] [BENCH_SEED=1]
+//   [BENCH_PROFILE_DIR=dir: keep each CPU phase's profile there, for bench/profile-compare.mjs]
 // Writes its report to stdout and to .bench/edge-<time>.md.
 
 import { execFile, execFileSync } from "node:child_process";

@@ -31,7 +31,7 @@ extern "C" {
         this: &SubtleCrypto,
         algorithm: &js_sys::JsString,
         key: &JsValue,
-        data: &js_sys::Uint8Array,
+        data: &[u8],
     ) -> Result<js_sys::Promise, JsValue>;
 
     #[wasm_bindgen(method, catch, js_name = importKey)]
@@ -136,10 +136,8 @@ fn start(
     crypto_key: &JsValue,
     input: &str,
 ) -> Result<js_sys::Promise, AppError> {
-    // The input as an array of its own: a view into the wasm memory made the runtime's
-    // `sign` cost more than the copy (`make profile`: `sign`).
-    let data = js_sys::Uint8Array::from(input.as_bytes());
-    boundary::with(|names| subtle.sign(&names.ed25519, crypto_key, &data)).map_err(not_configured)
+    boundary::with(|names| subtle.sign(&names.ed25519, crypto_key, input.as_bytes()))
+        .map_err(not_configured)
 }
 
 /// The bytes of the `ArrayBuffer` that a signature's promise gave.

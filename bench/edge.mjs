@@ -279,21 +279,33 @@ function isolateBusy(profile) {
     samples++;
     summed += deltas[i] ?? 0;
   });
-  // The peak: the 10 µs bin, between half and ten times the interval asked for, with the most
-  // timeDeltas in it and its two neighbours; then the median of the deltas within 25 % of it.
+  const period = samplerPeriod(deltas);
+  return { busy: samples * period, simulator: simulator * period, samples, period, summed };
+}
+
+/// The sampler's period in a profile, in µs. The sampler ticks at a fixed period, and a tick
+/// that finds the isolate elsewhere records nothing, so the timeDeltas cluster at whole multiples
+/// of the period: back-to-back samples of a busy stretch at 1 ×, a sample after one or two missed
+/// ticks at 2 × or 3 ×, and so on. The period is the lowest of those clusters that holds at least
+/// a quarter as many deltas as the largest one. (Not simply the largest: where the requests are
+/// short, as a rejection's are, few stretches last two ticks, and the 3 × cluster can outweigh
+/// the 1 × one; taking it tripled such a case's busy time.) Clusters are 10 µs bins, between half
+/// and ten times the interval asked for, each counted with its two neighbours; the period is the
+/// median of the deltas within 25 % of the chosen bin.
+function samplerPeriod(deltas) {
   const bins = new Map();
   for (const d of deltas) {
     if (d >= SAMPLING_INTERVAL_US / 2 && d <= SAMPLING_INTERVAL_US * 10) bins.set(Math.round(d / 10), (bins.get(Math.round(d / 10)) ?? 0) + 1);
   }
-  let peak = SAMPLING_INTERVAL_US / 10;
-  let best = -1;
-  for (const bin of bins.keys()) {
-    const weight = (bins.get(bin - 1) ?? 0) + bins.get(bin) + (bins.get(bin + 1) ?? 0);
-    if (weight > best) [peak, best] = [bin, weight];
-  }
+  const weight = (bin) => (bins.get(bin - 1) ?? 0) + (bins.get(bin) ?? 0) + (bins.get(bin + 1) ?? 0);
+  const heaviest = Math.max(0, ...[...bins.keys()].map(weight));
+  const lowest = [...bins.keys()].sort((a, b) => a - b).find((bin) => weight(bin) >= heaviest / 4);
+  if (lowest === undefined) return SAMPLING_INTERVAL_US;
+  // Up to the cluster's top, not its lower edge.
+  let peak = lowest;
+  while (weight(peak + 1) > weight(peak)) peak++;
   const near = deltas.filter((d) => Math.abs(d - peak * 10) <= peak * 10 * 0.25);
-  const period = near.length ? median(near) : SAMPLING_INTERVAL_US;
-  return { busy: samples * period, simulator: simulator * period, samples, period, summed };
+  return near.length ? median(near) : SAMPLING_INTERVAL_US;
 }
 
 async function cpuPhase(name, rate) {

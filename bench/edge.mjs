@@ -30,7 +30,11 @@
 // seeded, so that a run's report can be recomputed).
 // Usage: make bench [BENCH_SUITE=edge] [BENCH_ROUNDS=10] [BENCH_CPU_SECONDS=3]
 //   [BENCH_LATENCY_SECONDS=4] [BENCH_THROUGHPUT_SECONDS=3] [BENCH_RATE=req/s] [BENCH_SEED=1]
+//   [BENCH_STARTUP_SAMPLES=6: cold starts of each Worker after the rounds, in alternating order]
 //   [BENCH_PROFILE_DIR=dir: keep each CPU phase's profile there, for bench/profile-compare.mjs]
+//   [BENCH_OTHER_BUILD=dir: a copy of another release build/ (index.js, rust.mjs, index_bg.wasm),
+//    measured as case other-gateway-valid-key beside gateway-valid-key, with a key of its own made
+//    through its own API: a change to the build (a compiler option, say) paired with this one]
 // Writes its report to stdout and to .bench/edge-<time>.md.
 
 import { execFile, execFileSync } from "node:child_process";
@@ -55,8 +59,10 @@ const THROUGHPUT_SECONDS = number("BENCH_THROUGHPUT_SECONDS", 3);
 const SATURATION_SECONDS = 3;
 const RATE_FRACTION = number("BENCH_RATE_FRACTION", 0.5);
 const SEED = Math.round(number("BENCH_SEED", 1));
+const STARTUP_SAMPLES = Math.round(number("BENCH_STARTUP_SAMPLES", 6));
 const RESAMPLES = 10_000;
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
+const OTHER_BUILD = process.env.BENCH_OTHER_BUILD ? process.env.BENCH_OTHER_BUILD.replace(/\/?$/, "/") : undefined;
 let profilesKept = 0;
 const WRK_CONNECTIONS = 10;
 // Enough for the fixed rate with latencies far above the usual: oha sends each request when it
@@ -111,6 +117,11 @@ const start = (scriptPath, inspect) => startWorker({
 const plain = { rust: await start(rustScript, false), js: await start(jsScript, false) };
 const profiled = { rust: await start(rustScript, true), js: await start(jsScript, true) };
 for (const pair of [plain, profiled]) [pair.rust.label, pair.js.label] = ["rust", "js-same-work"];
+if (OTHER_BUILD) {
+  plain.other = await start(`${OTHER_BUILD}index.js`, false);
+  profiled.other = await start(`${OTHER_BUILD}index.js`, true);
+  plain.other.label = profiled.other.label = "other";
+}
 
 /// A DevTools session on the Worker's isolate. Each Miniflare has an inspector of its own, which
 /// lists the Worker (title "Cloudflare Worker", id ending in its name); the target is looked up
@@ -145,33 +156,40 @@ async function inspectorSession(worker) {
 }
 profiled.rust.inspector = await inspectorSession(profiled.rust);
 profiled.js.inspector = await inspectorSession(profiled.js);
+if (OTHER_BUILD) profiled.other.inspector = await inspectorSession(profiled.other);
 
 // ---- the key -----------------------------------------------------------------------------------
-/// Creates a key with an allow-list through the Rust Worker's API, and gives the JavaScript
-/// Worker the same grant. Returns the key.
-async function prepare({ rust, js }) {
-  const created = await request(rust.port, "POST", HOST, "/api/v1/api-keys",
+/// Creates a key with an allow-list through a Rust Worker's API, its grant fresh all day (the
+/// JavaScript Worker has no D1 to renew it from, so no Worker renews it: a renewal is one D1 read
+/// per isolate every few minutes, nothing per request). Returns the key, its row and its grant.
+async function createKey(worker) {
+  const created = await request(worker.port, "POST", HOST, "/api/v1/api-keys",
     { authorization: sessionToken(TENANT, JWT_SECRET), "content-type": "application/json" },
     JSON.stringify({ name: "bench", scopes: "read,write", allowedIps: ALLOWED_IPS }));
-  if (created.status !== 201) throw new Error(`create: ${created.status}`);
+  if (created.status !== 201) throw new Error(`${worker.label} create: ${created.status}`);
   const { id, key } = JSON.parse(created.body);
   const keyHash = createHash("sha256").update(key).digest("hex");
   secrets.push(key, keyHash);
   const cacheName = `managed/${createHash("sha256").update(`rally-edge-keys/kv/v2:${keyHash}`).digest("hex")}`;
-  // The grant that the key's creation wrote, as the Rust Worker wrote it, allow-list included,
-  // fresh all day in both Workers: the JavaScript Worker has no D1 to renew it from, so neither
-  // renews it (a renewal is one D1 read per isolate every few minutes, nothing per request).
-  const written = JSON.parse(await rust.kv.get(cacheName));
-  if (written?.grant?.allowedIps !== ALLOWED_IPS.join(",")) throw new Error("the key's grant in KV is not the one expected");
+  // The grant that the key's creation wrote, as the Rust Worker wrote it, allow-list included.
+  const written = JSON.parse(await worker.kv.get(cacheName));
+  if (written?.grant?.allowedIps !== ALLOWED_IPS.join(",")) throw new Error(`${worker.label}: the key's grant in KV is not the one expected`);
   written.grant.freshUntil = Date.now() + 86_400_000;
-  await rust.kv.put(cacheName, JSON.stringify(written));
-  await js.kv.put(cacheName, JSON.stringify(written));
-  // The JavaScript Worker's consumer counts usage only for keys its D1 knows, as the Rust one does.
-  const row = await rust.db.prepare("SELECT * FROM api_keys WHERE id = ?1").bind(id).first();
+  await worker.kv.put(cacheName, JSON.stringify(written));
+  return { id, key, cacheName, written };
+}
+
+/// The key of each role of a pair: the Rust Worker's, given to the JavaScript Worker too (the
+/// same grant, and the same row for its usage consumer, which counts only keys its D1 knows, as
+/// the Rust one does), and the other build's own.
+async function prepare(pair) {
+  const { id, key, cacheName, written } = await createKey(pair.rust);
+  await pair.js.kv.put(cacheName, JSON.stringify(written));
+  const row = await pair.rust.db.prepare("SELECT * FROM api_keys WHERE id = ?1").bind(id).first();
   const columns = Object.keys(row);
-  await js.db.prepare(`INSERT INTO api_keys (${columns.join(", ")}) VALUES (${columns.map((_, i) => `?${i + 1}`).join(", ")})`)
+  await pair.js.db.prepare(`INSERT INTO api_keys (${columns.join(", ")}) VALUES (${columns.map((_, i) => `?${i + 1}`).join(", ")})`)
     .bind(...columns.map((c) => row[c])).run();
-  return key;
+  return { rust: key, js: key, ...(pair.other ? { other: (await createKey(pair.other)).key } : {}) };
 }
 const keys = new Map([[plain, await prepare(plain)], [profiled, await prepare(profiled)]]);
 
@@ -181,15 +199,17 @@ const cases = {
   "js-same-work": { what: "JavaScript doing the same work", role: "js", valid: true, expect: 200 },
   "malformed-key": { what: "Rust: malformed key rejected", role: "rust", key: "rk_live_not-a-key", expect: 401 },
   "unknown-key-cached": { what: "Rust: unknown key, negative cache entry", role: "rust", key: `rk_live_${"ab".repeat(16)}`, expect: 401 },
+  ...(OTHER_BUILD ? { "other-gateway-valid-key": { what: `gateway-valid-key on the build in ${OTHER_BUILD}`, role: "other", valid: true, expect: 200 } } : {}),
 };
 const NAMES = Object.keys(cases);
 const RUST = "gateway-valid-key";
 const JS = "js-same-work";
 const REJECTIONS = ["malformed-key", "unknown-key-cached"];
+const OTHER = "other-gateway-valid-key";
 /// The Worker, key and expected status of a case on a pair of Workers.
 const target = (name, pair) => {
   const c = cases[name];
-  return { ...c, worker: pair[c.role], key: c.valid ? keys.get(pair) : c.key };
+  return { ...c, worker: pair[c.role], key: c.valid ? keys.get(pair)[c.role] : c.key };
 };
 
 // ---- load generators ---------------------------------------------------------------------------
@@ -375,7 +395,7 @@ progress(`edge: warming up (load average ${loadAtStart})`);
 // unknown-key-cached, and each Worker's usage queue; then check that the valid key is admitted.
 for (const pair of [plain, profiled]) {
   for (const name of NAMES) await wrk(name, 2, { pair, connections: 2 });
-  for (const name of [RUST, JS]) {
+  for (const name of [RUST, JS, ...(OTHER_BUILD ? [OTHER] : [])]) {
     const c = target(name, pair);
     const check = await request(c.worker.port, "GET", HOST, PATH, { "x-api-key": c.key, "cf-connecting-ip": CLIENT_IP });
     if (check.status !== 200) throw new Error(`${name}: a request with the valid key answered ${check.status}`);
@@ -410,6 +430,23 @@ for (let round = 0; round < ROUNDS; round++) {
   }
 }
 const loadAtEnd = loadAverage();
+
+// Start-up: a new Miniflare to ready (workerd started, every module loaded, the wasm compiled and
+// instantiated), for each Worker in turn, the order alternating; each Worker is disposed of before
+// the next starts. workerd's own start is in both figures alike, so the paired difference is what
+// the Rust Worker's modules cost over the JavaScript one's.
+const startup = { rust: [], js: [], difference: [] };
+for (let i = 0; i < STARTUP_SAMPLES; i++) {
+  const sample = {};
+  for (const role of i % 2 ? ["js", "rust"] : ["rust", "js"]) {
+    const worker = await start(role === "rust" ? rustScript : jsScript, false);
+    sample[role] = worker.startMs;
+    await worker.mf.dispose();
+  }
+  startup.rust.push(sample.rust);
+  startup.js.push(sample.js);
+  startup.difference.push(sample.rust - sample.js);
+}
 
 // Did both Workers count their usage through their queues into D1? (A check that the JavaScript
 // Worker does that work too, not a measurement.)
@@ -484,6 +521,8 @@ const ratioRows = [
   ["p99 at the fixed rate", RUST, JS, "p99"],
   ["p99.9 at the fixed rate", RUST, JS, "p999"],
   ...REJECTIONS.flatMap((name) => [[`isolate CPU per request`, name, RUST, "cpu"], [`p99 at the fixed rate`, name, RUST, "p99"]]),
+  ...(OTHER_BUILD ? [["isolate CPU per request", OTHER, RUST, "cpu"], ["throughput (closed loop)", OTHER, RUST, "rps"],
+    ["p99 at the fixed rate", OTHER, RUST, "p99"], ["p99.9 at the fixed rate", OTHER, RUST, "p999"]] : []),
 ];
 const computed = new Map(ratioRows.map(([, x, y, field]) => [`${x}/${y}/${field}`, ratio(x, y, field)]));
 const get = (x, y, field) => computed.get(`${x}/${y}/${field}`);
@@ -513,7 +552,14 @@ const targets = [
   [wasmGzip <= 160 * 1024, `build/index_bg.wasm <= 160 KiB gzip -9: ${wasmGzip} bytes (${(wasmGzip / 1024).toFixed(1)} KiB; ${wasm.length} bytes raw)`],
 ];
 for (const [met, text] of targets) lines.push(`${met ? "met" : "MISSED"} ${text}`);
-lines.push(`info: start-up, new Miniflare to ready, one sample each: rust ${fixed(plain.rust.startMs)} ms, ${JS} ${fixed(plain.js.startMs)} ms`);
+const spread = (list) => `${fixed(median(list))} ms (${fixed(Math.min(...list))}–${fixed(Math.max(...list))})`;
+lines.push(`info: start-up, new Miniflare to ready, median (range) of ${STARTUP_SAMPLES} cold starts each: rust ${spread(startup.rust)}, `
+  + `${JS} ${spread(startup.js)}; paired difference rust − ${JS} ${spread(startup.difference)}`);
+if (OTHER_BUILD) {
+  const other = readFileSync(`${OTHER_BUILD}index_bg.wasm`);
+  lines.push(`info: ${OTHER}'s index_bg.wasm: ${gzipSync(other, { level: 9 }).length} bytes gzip -9, ${other.length} raw; `
+    + `start-up ${fixed(plain.other.startMs)} ms (one sample)`);
+}
 lines.push("");
 lines.push(`Sampler period found in the profiles (median µs): ${NAMES.map((n) => `${n} ${fixed(caseMedian(n, "period"))}`).join(", ")}. `
   + `The timeDeltas of the non-idle samples summed, for comparison (µs/req; they include the isolate's absences, see isolateBusy): `
@@ -534,7 +580,7 @@ writeFileSync(file, `${report}\n`);
 progress(`edge: report written to ${file}`);
 
 for (const pair of [plain, profiled]) {
-  for (const w of [pair.rust, pair.js]) {
+  for (const w of [pair.rust, pair.js, pair.other].filter(Boolean)) {
     w.inspector?.close();
     await w.mf.dispose();
   }

@@ -64,7 +64,7 @@ pub async fn tenantless(
 async fn own(route: Route<'_>, req: Request, app: &App) -> Result<Response, AppError> {
     match route {
         Route::Health => static_json(r#"{"status":"ok"}"#),
-        Route::OpenApi => static_json(OPENAPI),
+        Route::OpenApi => settings::openapi(req, app).await,
         Route::Jwks => jwks(app),
         Route::ListKeys => api_keys::list(req, app).await,
         Route::CreateKey => api_keys::create(req, app).await,
@@ -102,10 +102,6 @@ fn pager<'a>(app: &'a App, list: List) -> Pager<'a> {
         key: app.config().jwt_secret().map(|s| s.expose().as_bytes()),
     }
 }
-
-/// The API's OpenAPI 3.1 document: `openapi.json` at the repository root, embedded at build time,
-/// so that what is served is exactly the file the contract tests read.
-const OPENAPI: &str = include_str!("../../openapi.json");
 
 /// The JWK Set origins verify `X-Rally-Identity` with: public halves only, cacheable for five
 /// minutes (origins refetch it when they meet an unknown `kid`).

@@ -1,5 +1,6 @@
-//! The API keys settings page: static files from `public/settings/` served through the Workers
-//! Static Assets binding, and the development-only sign-in that sets a session cookie.
+//! What the Workers Static Assets binding serves from `public/`: the API keys settings page
+//! (`public/settings/`) and the OpenAPI document; and the page's development-only sign-in that
+//! sets a session cookie.
 
 use crate::app::App;
 use crate::domain::{jwt, session};
@@ -8,12 +9,7 @@ use crate::http::{self, header};
 use worker::{Request, Response};
 
 pub async fn asset(req: Request, app: &App) -> Result<Response, AppError> {
-    let response = app
-        .assets()?
-        .fetch_request(req)
-        .await
-        .map_err(http::internal("assets"))?;
-    let mut response = Response::from(http::with_mutable_headers(response.into())?);
+    let mut response = from_assets(req, app).await?;
     // The page loads only its own files, and no other site may frame it.
     response
         .headers_mut()
@@ -23,6 +19,29 @@ pub async fn asset(req: Request, app: &App) -> Result<Response, AppError> {
         )
         .map_err(http::internal("header"))?;
     Ok(response)
+}
+
+/// The API's OpenAPI 3.1 document, `public/api/v1/openapi.json`, the file the contract tests
+/// read. It is a static asset rather than a string in the Worker: embedded, its 79 KB were a
+/// third of the module's data and 9.5 KB of its gzip size, paid at every cold start by requests
+/// that never ask for it (BENCHMARKS.md).
+pub async fn openapi(req: Request, app: &App) -> Result<Response, AppError> {
+    let mut response = from_assets(req, app).await?;
+    response
+        .headers_mut()
+        .set("Content-Type", "application/json")
+        .map_err(http::internal("header"))?;
+    Ok(response)
+}
+
+/// The file of `public/` at the request's path, with headers this Worker may change.
+async fn from_assets(req: Request, app: &App) -> Result<Response, AppError> {
+    let response = app
+        .assets()?
+        .fetch_request(req)
+        .await
+        .map_err(http::internal("assets"))?;
+    Ok(Response::from(http::with_mutable_headers(response.into())?))
 }
 
 /// Signs in as this tenant's admin, for local development only: it exists only when the var

@@ -14,8 +14,11 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
     )
 }
 
+/// The document the Worker serves through its assets binding.
+const OPENAPI_FILE: &str = "public/api/v1/openapi.json";
+
 fn the_served_openapi_document_is_the_file_in_the_repository() {
-    let file = std::fs::read(project_root().join("openapi.json")).unwrap();
+    let file = std::fs::read(project_root().join(OPENAPI_FILE)).unwrap();
     let served = get("acme", "/api/v1/openapi.json", &[]);
     assert_eq!(served.status, 200);
     assert_eq!(served.header("Content-Type"), Some("application/json"));
@@ -38,7 +41,7 @@ fn schemathesis_finds_no_failure_against_the_live_worker() {
     let report = project_root().join(".e2e/schemathesis.txt");
     let mut child = Command::new(project_root().join(".venv/bin/schemathesis"))
         .arg("run")
-        .arg(project_root().join("openapi.json"))
+        .arg(project_root().join(OPENAPI_FILE))
         .args(["--url", &format!("http://127.0.0.1:{port}")])
         .args(["-H", &format!("Host: {tenant}.localhost:{port}")])
         .args([

@@ -5,7 +5,10 @@
 // Cases: gateway-valid-key (the Rust Worker, a valid key with an allow-list, its grant in KV,
 // forwarded), js-same-work (the JavaScript Worker, the same key and grant), and two rejections by
 // the Rust Worker, malformed-key and unknown-key-cached (a well-formed key that KV's negative
-// entry refuses).
+// entry refuses). The rejections run on Rust Workers of their own, so that every valid-key case
+// has an isolate that serves that case's traffic alone, as js-same-work's does: sharing one with
+// the rejections' thousands of requests a round (their garbage, the handler's path) doubled its
+// p99 against the same build on an isolate of its own (BENCHMARKS.md).
 //
 // Each of BENCH_ROUNDS rounds (default 10) runs every case in three phases, phase by phase, each
 // phase starting one case further on than in the round before, so that no case always follows
@@ -112,11 +115,11 @@ const jsScript = `${root}bench/baseline-worker-same-work.js`;
 const start = (scriptPath, inspect) => startWorker({
   originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath, inspect, rateLimit: RATE_LIMIT, usageQueue: true,
 });
-// The plain pair first, from fresh processes: its start-up times (Miniflare created to ready,
-// modules compiled; one sample each) are reported as information.
-const plain = { rust: await start(rustScript, false), js: await start(jsScript, false) };
-const profiled = { rust: await start(rustScript, true), js: await start(jsScript, true) };
-for (const pair of [plain, profiled]) [pair.rust.label, pair.js.label] = ["rust", "js-same-work"];
+// Each Worker in a workerd of its own: "plain" ones for the phases that time requests, "profiled"
+// ones, with an inspector, for the CPU phase.
+const plain = { rust: await start(rustScript, false), js: await start(jsScript, false), rejections: await start(rustScript, false) };
+const profiled = { rust: await start(rustScript, true), js: await start(jsScript, true), rejections: await start(rustScript, true) };
+for (const pair of [plain, profiled]) [pair.rust.label, pair.js.label, pair.rejections.label] = ["rust", "js-same-work", "rust-rejections"];
 if (OTHER_BUILD) {
   plain.other = await start(`${OTHER_BUILD}index.js`, false);
   profiled.other = await start(`${OTHER_BUILD}index.js`, true);
@@ -155,6 +158,7 @@ async function inspectorSession(worker) {
   return { send, close: () => socket.close() };
 }
 profiled.rust.inspector = await inspectorSession(profiled.rust);
+profiled.rejections.inspector = await inspectorSession(profiled.rejections);
 profiled.js.inspector = await inspectorSession(profiled.js);
 if (OTHER_BUILD) profiled.other.inspector = await inspectorSession(profiled.other);
 
@@ -197,8 +201,8 @@ const keys = new Map([[plain, await prepare(plain)], [profiled, await prepare(pr
 const cases = {
   "gateway-valid-key": { what: "Rust: valid key, allow-list, KV hit, forwarded", role: "rust", valid: true, expect: 200 },
   "js-same-work": { what: "JavaScript doing the same work", role: "js", valid: true, expect: 200 },
-  "malformed-key": { what: "Rust: malformed key rejected", role: "rust", key: "rk_live_not-a-key", expect: 401 },
-  "unknown-key-cached": { what: "Rust: unknown key, negative cache entry", role: "rust", key: `rk_live_${"ab".repeat(16)}`, expect: 401 },
+  "malformed-key": { what: "Rust: malformed key rejected", role: "rejections", key: "rk_live_not-a-key", expect: 401 },
+  "unknown-key-cached": { what: "Rust: unknown key, negative cache entry", role: "rejections", key: `rk_live_${"ab".repeat(16)}`, expect: 401 },
   ...(OTHER_BUILD ? { "other-gateway-valid-key": { what: `gateway-valid-key on the build in ${OTHER_BUILD}`, role: "other", valid: true, expect: 200 } } : {}),
 };
 const NAMES = Object.keys(cases);
@@ -580,7 +584,7 @@ writeFileSync(file, `${report}\n`);
 progress(`edge: report written to ${file}`);
 
 for (const pair of [plain, profiled]) {
-  for (const w of [pair.rust, pair.js, pair.other].filter(Boolean)) {
+  for (const w of [pair.rust, pair.js, pair.rejections, pair.other].filter(Boolean)) {
     w.inspector?.close();
     await w.mf.dispose();
   }

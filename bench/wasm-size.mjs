@@ -11,6 +11,8 @@
 // being dropped by wasm-opt's dead-code passes. It is an estimate, not a build: a function that
 // the compiler inlined into one that stays is kept, and functions reachable only through the
 // table of indirect calls (the futures' vtables) stay too, so the figure is an upper bound.
+// Run it on the module as wasm-bindgen leaves it (BENCHMARKS.md, "Size", has the commands):
+// build.sh's wasm-opt inlines the routes into the fetch task, after which they have no name.
 // Reads and writes files only; runs nothing of the Worker.
 
 import { execFileSync } from "node:child_process";

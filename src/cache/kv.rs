@@ -34,8 +34,8 @@ fn kv_error(operation: &'static str) -> impl Fn(JsValue) -> StorageError {
 
 /// The entry name of a place, from the key hash's `cache_id` (the hash of the key hash names the
 /// entry, never the key). The id is a SHA-256 of its own: a read of the three places computes it
-/// once, not once a place (`make profile`: three digests and three `format!`s were the largest
-/// piece of wasm work on the gateway's path).
+/// once, not once a place (in the edge bench's profiles, three digests and three `format!`s were
+/// the largest piece of the wasm's own work on the gateway's path).
 fn name(place: Place, cache_id: &str) -> String {
     let prefix = match place {
         Place::Denied => "denied/",

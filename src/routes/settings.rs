@@ -22,9 +22,9 @@ pub async fn asset(req: Request, app: &App) -> Result<Response, AppError> {
 }
 
 /// The API's OpenAPI 3.1 document, `public/api/v1/openapi.json`, the file the contract tests
-/// read. It is a static asset rather than a string in the Worker: embedded, its 79 KB were a
-/// third of the module's data and 9.5 KB of its gzip size, paid at every cold start by requests
-/// that never ask for it (BENCHMARKS.md).
+/// read. It is a static asset rather than a string in the Worker: embedded, its 79 KB were
+/// about 10 KB of the module's gzip size, paid at every cold start by requests that never ask
+/// for it (BENCHMARKS.md, "Size").
 pub async fn openapi(req: Request, app: &App) -> Result<Response, AppError> {
     let mut response = from_assets(req, app).await?;
     response

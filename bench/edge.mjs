@@ -45,7 +45,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir, loadavg } from "node:os";
 import { gzipSync } from "node:zlib";
-import { compatibilityDate, cpuMicros, request, root, sessionToken, startOrigin, startWorker } from "./harness.mjs";
+import { compatibilityDate, cpuMicros, createFreshKey, request, root, startOrigin, startWorker } from "./harness.mjs";
 
 const number = (name, fallback) => {
   const value = process.env[name] === undefined || process.env[name] === "" ? fallback : Number(process.env[name]);
@@ -163,24 +163,12 @@ profiled.js.inspector = await inspectorSession(profiled.js);
 if (OTHER_BUILD) profiled.other.inspector = await inspectorSession(profiled.other);
 
 // ---- the key -----------------------------------------------------------------------------------
-/// Creates a key with an allow-list through a Rust Worker's API, its grant fresh all day (the
-/// JavaScript Worker has no D1 to renew it from, so no Worker renews it: a renewal is one D1 read
-/// per isolate every few minutes, nothing per request). Returns the key, its row and its grant.
+/// A key with the allow-list through a Rust Worker's API, its grant fresh all day; the key and
+/// its hash are redacted from the report.
 async function createKey(worker) {
-  const created = await request(worker.port, "POST", HOST, "/api/v1/api-keys",
-    { authorization: sessionToken(TENANT, JWT_SECRET), "content-type": "application/json" },
-    JSON.stringify({ name: "bench", scopes: "read,write", allowedIps: ALLOWED_IPS }));
-  if (created.status !== 201) throw new Error(`${worker.label} create: ${created.status}`);
-  const { id, key } = JSON.parse(created.body);
-  const keyHash = createHash("sha256").update(key).digest("hex");
-  secrets.push(key, keyHash);
-  const cacheName = `managed/${createHash("sha256").update(`rally-edge-keys/kv/v2:${keyHash}`).digest("hex")}`;
-  // The grant that the key's creation wrote, as the Rust Worker wrote it, allow-list included.
-  const written = JSON.parse(await worker.kv.get(cacheName));
-  if (written?.grant?.allowedIps !== ALLOWED_IPS.join(",")) throw new Error(`${worker.label}: the key's grant in KV is not the one expected`);
-  written.grant.freshUntil = Date.now() + 86_400_000;
-  await worker.kv.put(cacheName, JSON.stringify(written));
-  return { id, key, cacheName, written };
+  const made = await createFreshKey(worker, { host: HOST, tenant: TENANT, jwtSecret: JWT_SECRET, allowedIps: ALLOWED_IPS });
+  secrets.push(made.key, made.keyHash);
+  return made;
 }
 
 /// The key of each role of a pair: the Rust Worker's, given to the JavaScript Worker too (the

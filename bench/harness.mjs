@@ -5,7 +5,7 @@
 import { Miniflare, supportedCompatibilityDate } from "miniflare";
 import http from "node:http";
 import { dirname } from "node:path";
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 
 export const root = new URL("..", import.meta.url).pathname;
@@ -169,6 +169,34 @@ export function sessionToken(tenant, secret) {
   const now = Math.floor(Date.now() / 1000);
   const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub: "bench", tenant, role: "admin", exp: now + 3600 })}`;
   return `Bearer ${body}.${createHmac("sha256", secret).update(body).digest("base64url")}`;
+}
+
+/// The KV name of a key's grant, as the Worker names it (src/cache/kv.rs: the managed place,
+/// named by a hash of the key hash): the one place a bench script needs to know it.
+export function managedEntryName(keyHash) {
+  return `managed/${createHash("sha256").update(`rally-edge-keys/kv/v2:${keyHash}`).digest("hex")}`;
+}
+
+/// Creates a key of `tenant` with `allowedIps` through a Rust Worker's API, on `host`, and makes
+/// the grant that its creation wrote in KV fresh all day (a Worker with no D1 behind it cannot
+/// renew it, so no Worker of a comparison renews it: a renewal is one D1 read per isolate every
+/// few minutes, nothing per request). Returns the key, its hash, its id, the entry's name and the
+/// grant as written.
+export async function createFreshKey(worker, { host, tenant, jwtSecret, allowedIps, name = "bench" }) {
+  const created = await request(worker.port, "POST", host, "/api/v1/api-keys",
+    { authorization: sessionToken(tenant, jwtSecret), "content-type": "application/json" },
+    JSON.stringify({ name, scopes: "read,write", allowedIps }));
+  if (created.status !== 201) throw new Error(`${worker.label ?? "worker"} create: ${created.status}`);
+  const { id, key } = JSON.parse(created.body);
+  const keyHash = createHash("sha256").update(key).digest("hex");
+  const cacheName = managedEntryName(keyHash);
+  const written = JSON.parse(await worker.kv.get(cacheName));
+  if (written?.grant?.allowedIps !== allowedIps.join(",")) {
+    throw new Error(`${worker.label ?? "worker"}: the key's grant in KV is not the one expected`);
+  }
+  written.grant.freshUntil = Date.now() + 86_400_000;
+  await worker.kv.put(cacheName, JSON.stringify(written));
+  return { id, key, keyHash, cacheName, written };
 }
 
 /// One HTTP request to 127.0.0.1:`port` with an explicit Host (fetch would not send it).

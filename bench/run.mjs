@@ -14,7 +14,7 @@ import { promisify } from "node:util";
 import { createHash, randomBytes } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { readFileSync } from "node:fs";
-import { caseNames, compatibilityDate, cpuMicros, request, root, sessionToken, startOrigin, startWorker } from "./harness.mjs";
+import { caseNames, compatibilityDate, cpuMicros, managedEntryName, request, root, sessionToken, startOrigin, startWorker } from "./harness.mjs";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 5);
@@ -55,8 +55,7 @@ await js.kv.put(`key/${validHash}`, JSON.stringify({ id: valid.id, tenant: TENAN
 // js-same-work reads the Worker's three places under the Worker's names, and finds the grant in
 // the managed place as a key management call leaves it; fresh all day, since it has no D1 to
 // renew it from.
-const cacheId = createHash("sha256").update(`rally-edge-keys/kv/v2:${validHash}`).digest("hex");
-await jsSameWork.kv.put(`managed/${cacheId}`, JSON.stringify({ grant: {
+await jsSameWork.kv.put(managedEntryName(validHash), JSON.stringify({ grant: {
   keyId: valid.id, tenant: TENANT, scopes: "read,write", expiresAt: null, validUntil: null, freshUntil: Date.now() + 86_400_000,
 } }));
 

@@ -10,10 +10,10 @@
 // are what it is for.
 
 import { execFile } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
-import { request, root, sessionToken, startOrigin, startWorker } from "./harness.mjs";
+import { createFreshKey, root, startOrigin, startWorker } from "./harness.mjs";
 
 const [rate = "300", seconds = "8", buildDir = `${root}build`] = process.argv.slice(2);
 const OHA = process.env.OHA ?? (existsSync(`${homedir()}/.cargo/bin/oha`) ? `${homedir()}/.cargo/bin/oha` : "oha");
@@ -39,15 +39,8 @@ const rust = await traced("rust", `${buildDir}/index.js`);
 const js = await traced("js-same-work", `${root}bench/baseline-worker-same-work.js`);
 
 // A key made through the Rust Worker's API, its grant fresh all day, given to both (as edge.mjs).
-const created = await request(rust.worker.port, "POST", HOST, "/api/v1/api-keys",
-  { authorization: sessionToken("bench", JWT_SECRET), "content-type": "application/json" },
-  JSON.stringify({ name: "gc", scopes: "read,write", allowedIps: ALLOWED_IPS }));
-const { key } = JSON.parse(created.body);
-const keyHash = createHash("sha256").update(key).digest("hex");
-const cacheName = `managed/${createHash("sha256").update(`rally-edge-keys/kv/v2:${keyHash}`).digest("hex")}`;
-const written = JSON.parse(await rust.worker.kv.get(cacheName));
-written.grant.freshUntil = Date.now() + 86_400_000;
-for (const w of [rust, js]) await w.worker.kv.put(cacheName, JSON.stringify(written));
+const { key, cacheName, written } = await createFreshKey(rust.worker, { host: HOST, tenant: "bench", jwtSecret: JWT_SECRET, allowedIps: ALLOWED_IPS, name: "gc" });
+await js.worker.kv.put(cacheName, JSON.stringify(written));
 
 const oha = (w, secs) => new Promise((resolve, reject) => execFile(OHA, ["-z", `${secs}s`, "-w", "-q", rate, "--latency-correction", "-c", "32",
   "--no-tui", "--output-format", "json", "-H", `Host: ${HOST}`, "-H", `X-Api-Key: ${key}`, "-H", `CF-Connecting-IP: ${CLIENT_IP}`,

@@ -2,6 +2,10 @@
 // JavaScript Worker that does the same work (bench/baseline-worker-same-work.js), side by side in
 // one run, in workerd through Miniflare's API, all traffic on 127.0.0.1.
 //
+// The Rust Worker runs as in production: the front Worker (wrangler.front.toml, build/front/),
+// with the whole Worker (build/) behind its service binding in the same workerd; every measured
+// request is answered by the front Worker, whose isolate is the one profiled.
+//
 // Cases: gateway-valid-key (the Rust Worker, a valid key with an allow-list, its grant in KV,
 // forwarded), js-same-work (the JavaScript Worker, the same key and grant), and two rejections by
 // the Rust Worker, malformed-key and unknown-key-cached (a well-formed key that KV's negative
@@ -36,8 +40,10 @@
 //   [BENCH_STARTUP_SAMPLES=6: cold starts of each Worker after the rounds, in alternating order]
 //   [BENCH_PROFILE_DIR=dir: keep each CPU phase's profile there, for bench/profile-compare.mjs]
 //   [BENCH_OTHER_BUILD=dir: a copy of another release build/ (index.js, rust.mjs, index_bg.wasm),
-//    measured as case other-gateway-valid-key beside gateway-valid-key, with a key of its own made
-//    through its own API: a change to the build (a compiler option, say) paired with this one]
+//    run alone as a whole Worker and measured as case other-gateway-valid-key beside
+//    gateway-valid-key, with a key of its own made through its own API: a change to the build (a
+//    compiler option, say) paired with this one; BENCH_OTHER_BUILD=build/ is this build's whole
+//    Worker alone, as plain `wrangler dev` runs it]
 // Writes its report to stdout and to .bench/edge-<time>.md.
 
 import { execFile, execFileSync } from "node:child_process";
@@ -110,15 +116,20 @@ const progress = (line) => console.error(redact(line));
 // for both Workers alike (each logs one line per request), which pulls its ratios a little
 // towards 1.
 const origin = await startOrigin();
-const rustScript = `${root}build/index.js`;
+// The Rust Worker as production runs it: the front Worker (build/front/), with the whole Worker
+// (build/) behind its service binding, both in one workerd. Every case's requests are answered by
+// the front Worker's isolate, which is the one profiled; the whole Worker only makes the keys.
+const rustScript = `${root}build/front/index.js`;
+const wholeScript = `${root}build/index.js`;
 const jsScript = `${root}bench/baseline-worker-same-work.js`;
-const start = (scriptPath, inspect) => startWorker({
-  originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath, inspect, rateLimit: RATE_LIMIT, usageQueue: true,
+const start = (scriptPath, inspect, front) => startWorker({
+  originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath, inspect, rateLimit: RATE_LIMIT, usageQueue: true, front,
 });
+const startRust = (inspect) => start(rustScript, inspect, { behind: wholeScript });
 // Each Worker in a workerd of its own: "plain" ones for the phases that time requests, "profiled"
 // ones, with an inspector, for the CPU phase.
-const plain = { rust: await start(rustScript, false), js: await start(jsScript, false), rejections: await start(rustScript, false) };
-const profiled = { rust: await start(rustScript, true), js: await start(jsScript, true), rejections: await start(rustScript, true) };
+const plain = { rust: await startRust(false), js: await start(jsScript, false), rejections: await startRust(false) };
+const profiled = { rust: await startRust(true), js: await start(jsScript, true), rejections: await startRust(true) };
 for (const pair of [plain, profiled]) [pair.rust.label, pair.js.label, pair.rejections.label] = ["rust", "js-same-work", "rust-rejections"];
 if (OTHER_BUILD) {
   plain.other = await start(`${OTHER_BUILD}index.js`, false);
@@ -132,7 +143,7 @@ if (OTHER_BUILD) {
 async function inspectorSession(worker) {
   const base = (await worker.mf.getInspectorURL()).href.replace("ws:", "http:");
   const targets = await (await fetch(`${base}json`)).json();
-  const target = targets.find((t) => t.id?.endsWith("-rally-edge-keys")) ?? (targets.length === 1 ? targets[0] : undefined);
+  const target = targets.find((t) => t.id?.endsWith(`-${worker.workerName}`)) ?? (targets.length === 1 ? targets[0] : undefined);
   if (!target) throw new Error(`${worker.label}: no inspector target for the Worker among ${targets.length}`);
   // The inspector proxy accepts DevTools clients from a local origin only.
   const socket = new WebSocket(target.webSocketDebuggerUrl, { headers: { origin: "http://localhost" } });
@@ -424,20 +435,27 @@ for (let round = 0; round < ROUNDS; round++) {
 const loadAtEnd = loadAverage();
 
 // Start-up: a new Miniflare to ready (workerd started, every module loaded, the wasm compiled and
-// instantiated), for each Worker in turn, the order alternating; each Worker is disposed of before
-// the next starts. workerd's own start is in both figures alike, so the paired difference is what
-// the Rust Worker's modules cost over the JavaScript one's.
-const startup = { rust: [], js: [], difference: [] };
+// instantiated), for each Worker alone in turn, the order rotating; each Worker is disposed of
+// before the next starts. workerd's own start is in every figure alike, so a paired difference
+// is what a Worker's modules cost over the JavaScript one's. The front Worker is what a cold
+// gateway isolate loads in production; the whole Worker is also what plain `wrangler dev` runs.
+const startup = { rust: [], whole: [], js: [], difference: [], wholeDifference: [] };
+const starts = {
+  rust: () => start(rustScript, false, { behind: null }),
+  whole: () => start(wholeScript, false),
+  js: () => start(jsScript, false),
+};
 for (let i = 0; i < STARTUP_SAMPLES; i++) {
   const sample = {};
-  for (const role of i % 2 ? ["js", "rust"] : ["rust", "js"]) {
-    const worker = await start(role === "rust" ? rustScript : jsScript, false);
+  const order = ["rust", "whole", "js"];
+  for (const role of [...order.slice(i % 3), ...order.slice(0, i % 3)]) {
+    const worker = await starts[role]();
     sample[role] = worker.startMs;
     await worker.mf.dispose();
   }
-  startup.rust.push(sample.rust);
-  startup.js.push(sample.js);
+  for (const role of order) startup[role].push(sample[role]);
   startup.difference.push(sample.rust - sample.js);
+  startup.wholeDifference.push(sample.whole - sample.js);
 }
 
 // Did both Workers count their usage through their queues into D1? (A check that the JavaScript
@@ -476,8 +494,9 @@ const ohaVersion = (() => {
     return "oha";
   }
 })();
-const wasm = readFileSync(`${root}build/index_bg.wasm`);
+const wasm = readFileSync(`${root}build/front/index_bg.wasm`);
 const wasmGzip = gzipSync(wasm, { level: 9 }).length;
+const wholeWasm = readFileSync(`${root}build/index_bg.wasm`);
 const lines = [];
 lines.push(`# Edge benchmark, ${new Date(runStarted).toISOString()}`);
 lines.push("");
@@ -541,12 +560,14 @@ const targets = [
     return [c.median <= 1.0 && l.median <= 1.0,
       `${name} never slower than ${RUST}: isolate CPU ${fixed(c.median, 2)} x (${interval(c)}), p99 ${fixed(l.median, 2)} x (${interval(l)}), both <= 1.00`];
   }),
-  [wasmGzip <= 160 * 1024, `build/index_bg.wasm <= 160 KiB gzip -9: ${wasmGzip} bytes (${(wasmGzip / 1024).toFixed(1)} KiB; ${wasm.length} bytes raw)`],
+  [wasmGzip <= 160 * 1024, `the front Worker's wasm (build/front/index_bg.wasm) <= 160 KiB gzip -9: ${wasmGzip} bytes (${(wasmGzip / 1024).toFixed(1)} KiB; ${wasm.length} bytes raw)`],
 ];
 for (const [met, text] of targets) lines.push(`${met ? "met" : "MISSED"} ${text}`);
 const spread = (list) => `${fixed(median(list))} ms (${fixed(Math.min(...list))}–${fixed(Math.max(...list))})`;
-lines.push(`info: start-up, new Miniflare to ready, median (range) of ${STARTUP_SAMPLES} cold starts each: rust ${spread(startup.rust)}, `
-  + `${JS} ${spread(startup.js)}; paired difference rust − ${JS} ${spread(startup.difference)}`);
+lines.push(`info: the whole Worker's wasm (build/index_bg.wasm, behind the front one): ${gzipSync(wholeWasm, { level: 9 }).length} bytes gzip -9, ${wholeWasm.length} raw`);
+lines.push(`info: start-up, new Miniflare to ready, median (range) of ${STARTUP_SAMPLES} cold starts each: front Worker ${spread(startup.rust)}, `
+  + `whole Worker ${spread(startup.whole)}, ${JS} ${spread(startup.js)}; paired differences front − ${JS} ${spread(startup.difference)}, `
+  + `whole − ${JS} ${spread(startup.wholeDifference)}`);
 if (OTHER_BUILD) {
   const other = readFileSync(`${OTHER_BUILD}index_bg.wasm`);
   lines.push(`info: ${OTHER}'s index_bg.wasm: ${gzipSync(other, { level: 9 }).length} bytes gzip -9, ${other.length} raw; `

@@ -66,13 +66,54 @@ export const USAGE_QUEUE = "rally-edge-keys-usage";
 /// `inspect` opens V8's inspector on a loopback port (for bench/profile.mjs); `usageQueue` (the
 /// release build's default) adds wrangler.toml's usage queue, produced and consumed by the
 /// Worker; `onLogLine` gets each line the Worker logs, which are otherwise dropped; `vars` adds
-/// vars. `startMs` in the answer is the time from here to workerd answering, the Worker's modules
-/// compiled.
+/// vars. `front` makes `scriptPath` the front Worker of wrangler.front.toml, with, as
+/// `{ behind }`, the whole Worker of that script behind its service binding (as in production),
+/// or, as `{ behind: null }`, alone (its start-up; anything it hands over then fails); the
+/// inspector is then the front Worker's. `startMs` in the answer is the time from here to
+/// workerd answering, the Workers' modules compiled; `workerName` is the Worker that HTTP
+/// reaches (and the inspector inspects).
 export async function startWorker({
   originUrl, jwtSecret, scriptPath = `${root}build/index.js`, tree = root, rateLimit = true, inspect = false,
-  usageQueue = scriptPath === `${root}build/index.js`, onLogLine, vars = {},
+  usageQueue = scriptPath === `${root}build/index.js`, onLogLine, vars = {}, front,
 }) {
   const started = performance.now();
+  const module = (path) => ({
+    scriptPath: path,
+    modules: true,
+    // Module names are paths under this root, and workerd refuses a name that climbs out of it
+    // with "..": the default root, the working directory, would refuse another tree's build.
+    modulesRoot: dirname(path),
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    compatibilityDate,
+  });
+  const storage = {
+    d1Databases: ["DB"],
+    kvNamespaces: ["API_KEY_CACHE"],
+    ratelimits: rateLimit
+      ? { AUTH_FAILURE_LIMITER: { namespace_id: "1001", simple: { limit: rateLimit.limit ?? 20, period: 60 } } }
+      : {},
+  };
+  const producer = usageQueue ? { queueProducers: { USAGE_QUEUE: USAGE_QUEUE } } : {};
+  const whole = (path, inspected) => ({
+    name: "rally-edge-keys",
+    unsafeInspectorProxy: inspected,
+    ...module(path),
+    ...storage,
+    ...producer,
+    ...(usageQueue ? { queueConsumers: { [USAGE_QUEUE]: { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 3 } } } : {}),
+    bindings: { ROOT_DOMAIN: "rallycrm.io", ORIGIN_URL: originUrl, JWT_SECRET: jwtSecret, IDENTITY_SIGNING_KEY: identitySigningKey, ...vars },
+  });
+  const workers = front
+    ? [{
+      name: "rally-edge-keys-front",
+      unsafeInspectorProxy: inspect,
+      ...module(scriptPath),
+      ...storage,
+      ...producer,
+      ...(front.behind ? { serviceBindings: { EDGE_KEYS: "rally-edge-keys" } } : {}),
+      bindings: { ROOT_DOMAIN: "rallycrm.io", ORIGIN_URL: originUrl, IDENTITY_SIGNING_KEY: identitySigningKey, ...vars },
+    }, ...(front.behind ? [whole(front.behind, false)] : [])]
+    : [whole(scriptPath, inspect)];
   const mf = new Miniflare({
     host: "127.0.0.1",
     port: 0,
@@ -92,27 +133,7 @@ export async function startWorker({
         });
       }
     },
-    workers: [{
-      name: "rally-edge-keys",
-      unsafeInspectorProxy: inspect,
-      scriptPath,
-      modules: true,
-      // Module names are paths under this root, and workerd refuses a name that climbs out of it
-      // with "..": the default root, the working directory, would refuse another tree's build.
-      modulesRoot: dirname(scriptPath),
-      modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
-      compatibilityDate,
-      d1Databases: ["DB"],
-      kvNamespaces: ["API_KEY_CACHE"],
-      ratelimits: rateLimit
-        ? { AUTH_FAILURE_LIMITER: { namespace_id: "1001", simple: { limit: rateLimit.limit ?? 20, period: 60 } } }
-        : {},
-      ...(usageQueue ? {
-        queueProducers: { USAGE_QUEUE: USAGE_QUEUE },
-        queueConsumers: { [USAGE_QUEUE]: { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 3 } },
-      } : {}),
-      bindings: { ROOT_DOMAIN: "rallycrm.io", ORIGIN_URL: originUrl, JWT_SECRET: jwtSecret, IDENTITY_SIGNING_KEY: identitySigningKey, ...vars },
-    }],
+    workers,
   });
   const before = workerdChildren();
   const url = new URL(await mf.ready);
@@ -122,7 +143,7 @@ export async function startWorker({
   const pid = workerdChildren().find((p) => !before.includes(p));
   const db = await mf.getD1Database("DB");
   await applyMigrations(db, tree);
-  return { mf, db, kv: await mf.getKVNamespace("API_KEY_CACHE"), port: Number(url.port), pid, startMs };
+  return { mf, db, kv: await mf.getKVNamespace("API_KEY_CACHE"), port: Number(url.port), pid, startMs, workerName: workers[0].name };
 }
 
 /// Applies every file of the tree's migrations/ in name order, as `wrangler d1 migrations apply`

@@ -10,6 +10,8 @@ printf '\n== format and lints (native and wasm32)\n'
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo clippy --lib --target wasm32-unknown-unknown --locked -- -D warnings
+# The gate module is shipped too (scripts/build.sh).
+cargo clippy --lib --target wasm32-unknown-unknown --locked --features gate-only -- -D warnings
 
 bash scripts/lint-openapi.sh
 

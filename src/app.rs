@@ -264,6 +264,15 @@ impl App {
         self.accept(validation)
     }
 
+    /// `validate_key` for a malformed key, which needs no read: refused before any lookup.
+    pub fn refuse_malformed_key(&self) -> AppError {
+        if let Err(unavailable) = self.keys() {
+            return unavailable;
+        }
+        self.log.set_cache(CacheOutcome::Skipped.as_str());
+        AppError::Unauthorized
+    }
+
     /// `validate_key` for a key whose cache entries have been read, when they decide alone
     /// (`Cached::validation`); None when D1 must answer, which only `validate_key` does.
     pub fn validate_cached(&self, cached: &Cached) -> Option<Result<Admitted, AppError>> {

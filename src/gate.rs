@@ -1,18 +1,21 @@
-//! The gateway's fast path: a request with a well-formed `X-Api-Key` whose cache entries decide
-//! it (a hit or a negative entry) and whose signing key this isolate has already imported,
-//! which is nearly every request at the edge.
+//! The gateway's fast path: a request with an `X-Api-Key` that is malformed, or whose cache
+//! entries decide it (a hit or a negative entry), which is nearly every request at the edge.
 //!
-//! The JavaScript shell (`src/shell.mjs`) drives it: `gate_begin`, then `gate_next` with what
-//! each promise gave, until it returns the response, then `gate_end`. Each step is synchronous Rust that makes
-//! the decisions with the same functions as the Rust handler (`crate::routes::gateway`,
-//! `App`), and starts the one runtime call the next step needs (the KV reads, the signature,
-//! the rate limiter's count, the origin's fetch), whose promise the shell awaits. So the hot
-//! path has no Rust future: no task, no executor wake-ups and no pair of closures per await,
-//! which cost more here than the awaits themselves (BENCHMARKS.md).
+//! A JavaScript shell (`src/shell.mjs` or `src/front.mjs`, with the loop of `src/gate.mjs`)
+//! drives it: `gate_begin`, then `gate_next` with what each promise gave, until it returns the
+//! response, then `gate_end`. Each step is synchronous Rust that makes the decisions with the
+//! same functions as the Rust handler (`crate::routes::gateway`, `App`), and starts the one
+//! runtime call the next step needs (the KV reads, the signing key's import once per isolate,
+//! the signature, the rate limiter's count, the origin's fetch), whose promise the shell awaits.
+//! So the hot path has no Rust future: no task, no executor wake-ups and no pair of closures per
+//! await, which cost more here than the awaits themselves (BENCHMARKS.md).
 //!
-//! `gate_begin` returns 0, or `gate_next` undefined, when the request is not this path's: the shell then
-//! hands the whole request to the Rust handler, which starts over (nothing the client sent has
-//! been consumed, and nothing has been answered, counted or scheduled).
+//! `gate_begin` returns 0, or `gate_next` undefined, when the request is not this path's: the
+//! shell then hands the whole request to the Rust handler, which starts over (nothing the client
+//! sent has been consumed, and nothing has been answered, counted or scheduled).
+//!
+//! This module and what it calls are all that the front Worker's build (cargo feature
+//! `gate-only`) has: there, what the gate does not finish goes to the whole Worker.
 
 use crate::app::{App, Isolate};
 use crate::cache::kv::KvCache;
@@ -22,13 +25,20 @@ use crate::entry::{clock, new_request_id, respond};
 use crate::error::AppError;
 use crate::log::RequestLog;
 use crate::query::split_url;
-use crate::rate_limit::Counting;
+use crate::rate_limit::{self, Counting};
 use crate::route::{self, Route};
 use crate::routes::gateway::{self, Incoming};
+use crate::service::CacheOutcome;
 use crate::signer;
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use worker::{js_sys, web_sys, Context, Env};
+
+/// The header the front Worker adds to what it hands to the whole Worker (src/front.mjs): when
+/// its isolate's block of the client ends (`gate_blocked_until`), or 0. Edge-owned (`x-rally-`),
+/// so never forwarded to the origin.
+#[cfg(not(feature = "gate-only"))]
+pub(crate) const HANDED_OVER: &str = "x-rally-handed-over";
 
 /// A request on the fast path, between two of its steps.
 pub struct Gate {
@@ -43,7 +53,14 @@ pub struct Gate {
 enum Stage {
     /// `begin` has started the cache reads; the shell has not awaited anything yet.
     Begun(js_sys::Promise),
+    /// The key is malformed: refused before any read, as the handler refuses it.
+    Malformed,
     ReadingCache,
+    /// This isolate's first signature: the signing key is being imported.
+    ImportingKey {
+        admitted: Admitted,
+        input: String,
+    },
     Signing {
         admitted: Admitted,
         input: String,
@@ -61,8 +78,8 @@ thread_local! {
 }
 
 /// Starts the fast path for a request: its number for `gate_next` and `gate_end`, or 0 when
-/// the request is not for this path (not the gateway, no key or a malformed one, no tenant in
-/// the Host), which then goes to the Rust handler.
+/// the request is not for this path (not the gateway, no key, no tenant in the Host), which then
+/// goes to the Rust handler.
 #[wasm_bindgen]
 pub fn gate_begin(request: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> u32 {
     let Some(gate) = Gate::begin(request, env, ctx) else {
@@ -78,6 +95,22 @@ pub fn gate_begin(request: web_sys::Request, env: Env, ctx: worker::worker_sys::
         gates[index] = Some(gate);
         index as u32 + 1
     })
+}
+
+/// When this isolate's block of the request's client on its tenant ends (`rate_limit`), or 0:
+/// the front Worker tells the whole Worker with each request it hands over, since the whole
+/// Worker's isolate has not seen the failures that this one counted.
+#[wasm_bindgen]
+pub fn gate_blocked_until(request: web_sys::Request, env: Env) -> f64 {
+    let headers = request.headers();
+    let header = |name: &str| headers.get(name).ok().flatten();
+    let (Some(host), Some(client)) = (header("host"), header("cf-connecting-ip")) else {
+        return 0.0;
+    };
+    let isolate = Isolate::get(&env);
+    Tenant::from_host(&host, &isolate.config.root_domain)
+        .and_then(|tenant| rate_limit::blocked_until(&tenant, &client, clock() as i64))
+        .map_or(0.0, |until| until as f64)
 }
 
 /// The next step of request `id`, given what the last promise gave (`ok`) or why it failed:
@@ -127,6 +160,13 @@ impl Gate {
         if incoming.header("x-test-handler").is_some() {
             return None;
         }
+        // What the front Worker's gate handed over (src/front.mjs) has been through a gate
+        // already: this one would only read the cache again. The front's own gate ignores the
+        // header, which a client may send too (and so only chooses the slower path).
+        #[cfg(not(feature = "gate-only"))]
+        if incoming.header(HANDED_OVER).is_some() {
+            return None;
+        }
         let url = incoming.request.url();
         let parts = split_url(&url);
         let segments = route::segments(parts.path);
@@ -136,13 +176,17 @@ impl Gate {
         }
         let isolate = Isolate::get(&env);
         let tenant = Tenant::from_host(incoming.header("host")?, &isolate.config.root_domain)?;
-        let hash = PlainKey::parse(presented)?.hash();
+        let key = PlainKey::parse(presented);
         let request_id = incoming
             .header("cf-ray")
             .map_or_else(new_request_id, String::from);
         let log = RequestLog::new(&request_id, method, parts.path);
         log.set_tenant(tenant.as_str());
-        log.set_lane("gate");
+        log.set_lane(if cfg!(feature = "gate-only") {
+            "front"
+        } else {
+            "gate"
+        });
         let client = incoming.header("cf-connecting-ip").map(String::from);
         let app = App::new(
             isolate,
@@ -155,13 +199,16 @@ impl Gate {
             // The handle, not `Request.clone()` (which would tee the body).
             Clone::clone(&incoming.request),
         );
-        let reads = app.cache().start_read(&hash).ok()?;
+        let stage = match key {
+            Some(key) => Stage::Begun(app.cache().start_read(&key.hash()).ok()?),
+            None => Stage::Malformed,
+        };
         Some(Gate {
             app,
             incoming,
             url,
             started,
-            stage: Stage::Begun(reads),
+            stage,
         })
     }
 
@@ -169,23 +216,30 @@ impl Gate {
         match std::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Begun(reads) => self.wait(Stage::ReadingCache, reads),
             Stage::ReadingCache => {
-                // A KV failure is the handler's to answer: D1 then decides.
-                let Ok(values) = settled else {
-                    return JsValue::UNDEFINED;
-                };
-                match self.app.validate_cached(&KvCache::cached(values)) {
-                    None => JsValue::UNDEFINED,
+                // A KV failure is the handler's to answer, as a miss is: D1 then decides.
+                let decided = settled
+                    .ok()
+                    .and_then(|values| self.app.validate_cached(&KvCache::cached(values)));
+                match decided {
+                    None => self.hand_over(),
                     Some(Ok(admitted)) => self.sign(admitted),
-                    Some(Err(AppError::Unauthorized)) => {
-                        match self.app.start_counting_auth_failure() {
-                            Some(counting) => {
-                                let promise = counting.promise.clone();
-                                self.wait(Stage::CountingFailure(counting), promise)
-                            }
-                            None => self.finish(Err(AppError::Unauthorized)),
-                        }
-                    }
-                    Some(Err(refused)) => self.finish(Err(refused)),
+                    Some(Err(refused)) => self.refuse(refused),
+                }
+            }
+            Stage::Malformed => {
+                let refused = self.app.refuse_malformed_key();
+                self.refuse(refused)
+            }
+            Stage::ImportingKey { admitted, input } => {
+                let (Ok(crypto_key), Some(key)) = (settled, self.app.config().identity.as_ref())
+                else {
+                    return self.finish(Err(AppError::IdentityNotConfigured));
+                };
+                signer::remember(key, &crypto_key);
+                match signer::start_if_imported(key, &input) {
+                    Some(Ok(signing)) => self.wait(Stage::Signing { admitted, input }, signing),
+                    Some(Err(error)) => self.finish(Err(error)),
+                    None => self.finish(Err(AppError::IdentityNotConfigured)),
                 }
             }
             Stage::Signing { admitted, input } => {
@@ -209,13 +263,42 @@ impl Gate {
         }
     }
 
+    /// The answer to a key refused: a 401 is counted against the client first, and becomes 429
+    /// once the client is over the limit.
+    fn refuse(&mut self, refused: AppError) -> JsValue {
+        if !matches!(refused, AppError::Unauthorized) {
+            return self.finish(Err(refused));
+        }
+        match self.app.start_counting_auth_failure() {
+            Some(counting) => {
+                let promise = counting.promise.clone();
+                self.wait(Stage::CountingFailure(counting), promise)
+            }
+            None => self.finish(Err(AppError::Unauthorized)),
+        }
+    }
+
+    /// The request goes to the handler, since D1 must answer; unless this isolate knows the
+    /// client to be over the failed-authentication limit, which is refused any lookup that would
+    /// reach D1, here as in the handler (`Keys::validate`). Behind the front Worker, the
+    /// handler is in another Worker that has not seen this isolate's blocks.
+    fn hand_over(&mut self) -> JsValue {
+        match self.app.refuse_blocked_client() {
+            Ok(()) => JsValue::UNDEFINED,
+            Err(blocked) => {
+                self.app.log().set_cache(CacheOutcome::Blocked.as_str());
+                self.finish(Err(blocked))
+            }
+        }
+    }
+
     fn wait(&mut self, stage: Stage, promise: js_sys::Promise) -> JsValue {
         self.stage = stage;
         promise.into()
     }
 
-    /// The scope check, then the assertion's signature started. A first signature in this
-    /// isolate imports the key, which is the handler's to await.
+    /// The scope check, then the assertion's signature started, or, for this isolate's first
+    /// signature, the signing key's import.
     fn sign(&mut self, admitted: Admitted) -> JsValue {
         let admitted = match gateway::authorize(&self.incoming, admitted) {
             Ok(admitted) => admitted,
@@ -227,10 +310,16 @@ impl Gate {
             Ok(assertion) => assertion,
             Err(error) => return self.finish(Err(error)),
         };
-        match signer::start_if_imported(key, &input) {
-            None => JsValue::UNDEFINED,
-            Some(Err(error)) => self.finish(Err(error)),
-            Some(Ok(signing)) => self.wait(Stage::Signing { admitted, input }, signing),
+        let (stage, started) = match signer::start_if_imported(key, &input) {
+            Some(signing) => (Stage::Signing { admitted, input }, signing),
+            None => (
+                Stage::ImportingKey { admitted, input },
+                signer::start_import(key),
+            ),
+        };
+        match started {
+            Ok(promise) => self.wait(stage, promise),
+            Err(error) => self.finish(Err(error)),
         }
     }
 

@@ -1,5 +1,10 @@
 //! Rally CRM API keys at the edge. `domain`, `error` and `service` are pure Rust and tested
 //! natively; the Worker glue (routes, D1, KV, HTTP) exists only on wasm32.
+//!
+//! Built with the feature `gate-only`, the crate exports the gateway's fast path (`gate`) and
+//! nothing else, for the front Worker: what only the handlers reach is left out of its wasm.
+// What only the handlers use is dead code in the front Worker's build, and alive in the whole one.
+#![cfg_attr(feature = "gate-only", allow(dead_code, unused_imports))]
 
 pub mod config;
 pub mod domain;
@@ -38,7 +43,7 @@ mod usage_queue;
 #[cfg(target_arch = "wasm32")]
 mod entry {
     use crate::app::{App, Isolate};
-    use crate::{boundary, query::split_url, route, routes, usage_queue};
+    use crate::{boundary, gate, query::split_url, rate_limit, route, routes, usage_queue};
     use crate::{domain::tenant::Tenant, error::AppError, http, log::RequestLog};
     use worker::wasm_bindgen::JsValue;
     use worker::{console_log, event, js_sys, web_sys, Context, Env, Result};
@@ -48,6 +53,7 @@ mod entry {
     /// It takes the runtime's request as it is: the gateway, the hot path, needs nothing more.
     /// The JavaScript shell (`src/shell.mjs`) sends here every request that its fast path
     /// (`crate::gate`) does not finish.
+    #[cfg(not(feature = "gate-only"))]
     #[event(fetch)]
     async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
         let started = clock();
@@ -84,6 +90,11 @@ mod entry {
             ));
         };
         log.set_tenant(tenant.as_str());
+        // Behind the front Worker: a block that its isolate knows of holds here too.
+        let handed_over = header(gate::HANDED_OVER).and_then(|until| until.parse::<i64>().ok());
+        if let (Some(until), Some(client)) = (handed_over, header("CF-Connecting-IP")) {
+            rate_limit::note_block(&tenant, &client, until, started as i64);
+        }
         let app = App::new(
             isolate,
             ctx,
@@ -137,6 +148,7 @@ mod entry {
     }
 
     /// The usage queue's consumer: this Worker consumes what its isolates send (`usage_queue`).
+    #[cfg(not(feature = "gate-only"))]
     #[event(queue)]
     async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<()> {
         // An error here would fail the whole batch without a word; the consumer logs its own
@@ -147,6 +159,7 @@ mod entry {
 
     /// The daily Cron Trigger (wrangler.toml `[triggers]`): removes usage past its retention,
     /// as of the trigger's scheduled time.
+    #[cfg(not(feature = "gate-only"))]
     #[event(scheduled)]
     async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         usage_queue::prune(&Isolate::get(&env), event.schedule() as i64).await;

@@ -24,7 +24,8 @@ struct Line {
     usage: Option<&'static str>,
     /// `scheduled` or `now` when this request set off its isolate's next usage send.
     usage_send: Option<&'static str>,
-    /// Which code answered: `gate` (the gateway's fast path, `crate::gate`) or `handler`.
+    /// Which code answered: `front` (the gateway's fast path, `crate::gate`, in the front
+    /// Worker), `gate` (the same in the whole Worker) or `handler`.
     lane: &'static str,
     detail: Option<String>,
     ms: u64,

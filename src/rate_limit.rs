@@ -41,6 +41,23 @@ pub fn check(tenant: &Tenant, client: Option<&str>, now: Millis) -> Result<(), A
     }
 }
 
+/// When this isolate's block of the client on this tenant ends, if it is blocked at `now`: what
+/// the front Worker tells the whole Worker when it hands a request over (`crate::gate`), since
+/// the two Workers' isolates remember their blocks apart.
+pub fn blocked_until(tenant: &Tenant, client: &str, now: Millis) -> Option<Millis> {
+    BLOCKED.with(|b| b.borrow().until(&counted(tenant, client), now))
+}
+
+/// Remembers a block that the front Worker's isolate knows of (`blocked_until`), as if this
+/// isolate had been told it by the binding. A client can only block itself this way: the pair
+/// is its own Host's tenant and its own address.
+pub fn note_block(tenant: &Tenant, client: &str, until: Millis, now: Millis) {
+    let until = until.min(now + PERIOD_MS);
+    if until > now {
+        BLOCKED.with(|b| b.borrow_mut().block(&counted(tenant, client), until, now));
+    }
+}
+
 #[wasm_bindgen]
 extern "C" {
     /// The Rate Limiting binding, with its one call: `limit({ key })` gives `{ success }`.

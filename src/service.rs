@@ -609,8 +609,14 @@ pub struct BlockedClients {
 impl BlockedClients {
     /// Seconds left on a block, if the client is blocked at `now`.
     pub fn retry_after(&self, client: &str, now: Millis) -> Option<u32> {
+        let until = self.until(client, now)?;
+        Some(((until - now + 999) / 1000) as u32)
+    }
+
+    /// When the client's block ends, if it is blocked at `now`.
+    pub fn until(&self, client: &str, now: Millis) -> Option<Millis> {
         let until = *self.until.get(client)?;
-        (until > now).then(|| ((until - now + 999) / 1000) as u32)
+        (until > now).then_some(until)
     }
 
     pub fn block(&mut self, client: &str, until: Millis, now: Millis) {

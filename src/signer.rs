@@ -97,14 +97,28 @@ async fn crypto_key(subtle: &SubtleCrypto, key: &SigningKey) -> Result<JsValue, 
     if let Some(crypto_key) = imported(key) {
         return Ok(crypto_key);
     }
+    let promise = start_import_with(subtle, key)?;
+    let crypto_key = JsFuture::from(promise).await.map_err(not_configured)?;
+    remember(key, &crypto_key);
+    Ok(crypto_key)
+}
+
+/// Starts importing `key`, without an await: the promise gives the `CryptoKey` for `remember`.
+pub fn start_import(key: &SigningKey) -> Result<js_sys::Promise, AppError> {
+    start_import_with(&subtle().map_err(not_configured)?, key)
+}
+
+fn start_import_with(subtle: &SubtleCrypto, key: &SigningKey) -> Result<js_sys::Promise, AppError> {
     let jwk = js_sys::JSON::parse(&key.private_jwk_json()).map_err(not_configured)?;
     let usages = js_sys::Array::of1(&"sign".into());
-    let promise = subtle
+    subtle
         .import_key("jwk", &jwk, "Ed25519", false, &usages)
-        .map_err(not_configured)?;
-    let crypto_key = JsFuture::from(promise).await.map_err(not_configured)?;
+        .map_err(not_configured)
+}
+
+/// Keeps the imported `key` for this isolate's later signatures.
+pub fn remember(key: &SigningKey, crypto_key: &JsValue) {
     IMPORTED.with(|imported| *imported.borrow_mut() = Some((key.kid.clone(), crypto_key.clone())));
-    Ok(crypto_key)
 }
 
 /// The Ed25519 signature of `input`.
@@ -118,7 +132,7 @@ pub async fn sign(key: &SigningKey, input: &str) -> Result<Vec<u8>, AppError> {
 
 /// Starts the signature of `input` when this isolate has already imported `key` (every
 /// request after the first), without an await: the promise gives what `signature_bytes`
-/// reads. None when the key still has to be imported, which only `sign` does.
+/// reads. None when the key still has to be imported (`start_import`).
 pub fn start_if_imported(
     key: &SigningKey,
     input: &str,

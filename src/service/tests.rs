@@ -549,6 +549,8 @@ fn a_blocked_client_is_refused_until_its_block_ends() {
     assert_eq!(blocked.retry_after("203.0.113.7", NOW + 59_001), Some(1));
     assert_eq!(blocked.retry_after("203.0.113.7", NOW + 60_000), None);
     assert_eq!(blocked.retry_after("198.51.100.1", NOW), None);
+    assert_eq!(blocked.until("203.0.113.7", NOW), Some(NOW + 60_000));
+    assert_eq!(blocked.until("203.0.113.7", NOW + 60_000), None);
 }
 
 #[test]

@@ -341,9 +341,10 @@ fn a_key_stops_working_when_it_expires() {
 }
 
 /// The gateway's fast path (`src/gate.rs`, driven by the JavaScript shell) serves the requests
-/// whose key the cache decides; the Rust handler serves the rest, and serves these too when the
-/// test-only header `x-test-handler` asks for it. The same request down both paths gets the
-/// same answer, the same log line and, when forwarded, the same request at the origin.
+/// whose key the cache decides, in the front Worker (lane `front`); the Rust handler in the
+/// whole Worker serves the rest, and serves these too when the test-only header
+/// `x-test-handler` asks for it. The same request down both paths gets the same answer, the
+/// same log line and, when forwarded, the same request at the origin.
 fn the_fast_path_and_the_handler_answer_every_cached_decision_alike() {
     let tenant = TestTenant::new("lanes");
     let reader = tenant.create_key(json!({"name": "reader", "scopes": "read"}));
@@ -352,22 +353,31 @@ fn the_fast_path_and_the_handler_answer_every_cached_decision_alike() {
     tenant.revoke(revoked["id"].as_str().unwrap());
     let key = |created: &serde_json::Value| created["key"].as_str().unwrap().to_string();
     let (reader, listed, revoked) = (key(&reader), key(&listed), key(&revoked));
-    // The isolate's first signature imports the signing key, which only the handler does.
+    // A key's first use reads D1 and fills the cache, which only the handler does.
     let warm_up = get(
         &tenant.name,
         &unique_path("lanes"),
         &[("X-Api-Key", &reader)],
     );
     assert_eq!(warm_up.status, 200);
-    let cases: [(&str, &str, &str, u16); 4] = [
-        ("allowed", "GET", reader.as_str(), 200),
-        ("out of scope", "POST", reader.as_str(), 403),
-        ("outside the allow-list", "GET", listed.as_str(), 403),
-        ("revoked", "GET", revoked.as_str(), 401),
+    let cases: [(&str, &str, &str, u16, &str); 5] = [
+        ("allowed", "GET", reader.as_str(), 200, "hit"),
+        ("out of scope", "POST", reader.as_str(), 403, "hit"),
+        ("outside the allow-list", "GET", listed.as_str(), 403, "hit"),
+        ("revoked", "GET", revoked.as_str(), 401, "negative"),
+        ("malformed", "GET", "rk_live_not-a-key", 401, "skipped"),
     ];
     // Whatever differs by nature between two requests: their ids, their timing, the usage
-    // send that one of them happens to set off, and the one header the test adds.
-    let request_specific = ["x-request-id", "date", "x-rally-identity", "x-test-handler"];
+    // send that one of them happens to set off, the one header the test adds, and the Worker
+    // that the runtime names in the origin's `cf-worker` (behind the front Worker, the handler
+    // is in the whole Worker).
+    let request_specific = [
+        "x-request-id",
+        "date",
+        "x-rally-identity",
+        "x-test-handler",
+        "cf-worker",
+    ];
     let kept = |headers: &[(String, String)]| {
         let mut kept: Vec<(String, String)> = headers
             .iter()
@@ -383,9 +393,9 @@ fn the_fast_path_and_the_handler_answer_every_cached_decision_alike() {
         }
         line
     };
-    for (label, method, key, status) in cases {
+    for (label, method, key, status, cache) in cases {
         let mut answers = Vec::new();
-        for lane in ["gate", "handler"] {
+        for lane in ["front", "handler"] {
             let path = unique_path("lanes");
             let mut headers = vec![("X-Api-Key", key), ("CF-Connecting-IP", "198.51.100.7")];
             if lane == "handler" {
@@ -400,10 +410,7 @@ fn the_fast_path_and_the_handler_answer_every_cached_decision_alike() {
             );
             let line = log_line(response.header("X-Request-Id").unwrap());
             assert_eq!(line["lane"], lane, "{label}: {line}");
-            assert_eq!(
-                line["cache"],
-                if status == 401 { "negative" } else { "hit" }
-            );
+            assert_eq!(line["cache"], cache, "{label}, {lane}");
             let received = worker().origin.received(&path);
             assert_eq!(
                 received.len(),

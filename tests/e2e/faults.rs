@@ -123,6 +123,24 @@ fn without_the_d1_schema_management_is_503_and_cached_keys_still_validate() {
         received[0].header("X-Rally-Api-Key-Id"),
         Some(CACHED_KEY_ID)
     );
+    // This instance is wrangler.toml's Worker alone: its own gate answered. What the front
+    // Worker hands over (marked so) skips that gate for the handler, with the same answer.
+    let log_path = &instance("no-d1-schema").log_path;
+    let lane = |response: &Response| {
+        let line = log_line_in(log_path, response.header("X-Request-Id").unwrap());
+        line["lane"].as_str().map(String::from)
+    };
+    assert_eq!(lane(&forwarded).as_deref(), Some("gate"));
+    let handed_over = send(
+        port,
+        "GET",
+        TENANT,
+        &unique_path("d1-down"),
+        &[("X-Api-Key", CACHED_KEY), ("X-Rally-Handed-Over", "0")],
+        None,
+    );
+    assert_eq!(handed_over.status, 200, "{}", handed_over.text());
+    assert_eq!(lane(&handed_over).as_deref(), Some("handler"));
     // A key that is not cached needs D1: 503, not 401 and not 500.
     let unknown = send(
         port,

@@ -34,6 +34,10 @@ pub enum Config {
     /// A checked-in config, relative to the project root; its `main` and `migrations_dir` are
     /// relative to the file, as wrangler resolves them.
     File(&'static str),
+    /// Production's shape: the front Worker of wrangler.front.toml before wrangler.toml's whole
+    /// Worker, behind its service binding, in one `wrangler dev` (the front first: it has the
+    /// port). Their D1 and KV are the same.
+    Front,
 }
 
 /// Where an instance forwards the requests it lets through (its ORIGIN_URL).
@@ -60,11 +64,13 @@ pub struct InstanceSpec {
 /// Every Worker instance the run starts. The first is the main one, behind [`worker`],
 /// [`request`] and [`log_line`]; any is found with [`instance`].
 pub const INSTANCES: &[InstanceSpec] = &[
-    // Most tests: wrangler.toml's Worker with a migrated D1, and the development sign-in, set
-    // explicitly rather than through a developer's .dev.vars.
+    // Most tests: the front Worker before wrangler.toml's Worker, as in production, with a
+    // migrated D1, and the development sign-in, set explicitly rather than through a
+    // developer's .dev.vars. The other instances run wrangler.toml's Worker alone, as plain
+    // `wrangler dev` does.
     InstanceSpec {
         name: "main",
-        config: Config::Root,
+        config: Config::Front,
         migrated: true,
         vars: &["DEV_LOGIN:enabled"],
         upstream: Upstream::Recording,

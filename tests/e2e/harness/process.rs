@@ -103,6 +103,8 @@ pub struct Instance {
     pub migrated: bool,
     /// A checked-in wrangler config, for instances that differ from wrangler.toml.
     config: Option<PathBuf>,
+    /// Whether the front Worker runs before wrangler.toml's ([`Config::Front`]).
+    front: bool,
     /// Extra `--var NAME:VALUE` arguments.
     vars: Vec<String>,
 }
@@ -111,7 +113,7 @@ impl Instance {
     /// Makes the row's state directory and, for a migrated D1, applies migrations/ to it.
     pub fn prepare(run_dir: &Path, spec: &InstanceSpec) -> Instance {
         let config = match spec.config {
-            Config::Root => None,
+            Config::Root | Config::Front => None,
             Config::File(relative) => {
                 let path = project_root().join(relative);
                 // The checked-in configs must run the Worker as wrangler.toml does.
@@ -125,6 +127,15 @@ impl Instance {
         };
         let mut instance = Instance::unstarted(run_dir, spec.name);
         instance.config = config;
+        instance.front = matches!(spec.config, Config::Front);
+        if instance.front {
+            // The two Workers of production run with one compatibility date.
+            assert_eq!(
+                compatibility_date(&project_root().join("wrangler.front.toml")),
+                compatibility_date(&project_root().join("wrangler.toml")),
+                "wrangler.front.toml must have wrangler.toml's compatibility_date"
+            );
+        }
         instance.vars = spec.vars.iter().map(|v| v.to_string()).collect();
         if spec.migrated {
             instance.apply_migrations();
@@ -145,6 +156,7 @@ impl Instance {
             persist,
             migrated: false,
             config: None,
+            front: false,
             vars: Vec::new(),
         }
     }
@@ -170,6 +182,20 @@ impl Instance {
     /// Starts `wrangler dev` in a process group of its own (its workerd included).
     pub fn spawn(&self, origin_url: &str) -> Child {
         let log = fs::File::create(&self.log_path).unwrap();
+        let mut vars = vec![
+            format!("ORIGIN_URL:{origin_url}"),
+            format!("JWT_SECRET:{JWT_SECRET}"),
+            format!("SECRET_SCANNING_KEYS_URL:{origin_url}{SECRET_SCANNING_KEYS_PATH}"),
+        ];
+        // Every instance signs identity assertions unless its row says otherwise.
+        if !self
+            .vars
+            .iter()
+            .any(|v| v.starts_with("IDENTITY_SIGNING_KEY:"))
+        {
+            vars.push(concat!("IDENTITY_SIGNING_KEY:", crate::identity_key!()).to_string());
+        }
+        vars.extend(self.vars.iter().cloned());
         let mut command = wrangler();
         command
             .args([
@@ -181,29 +207,19 @@ impl Instance {
                 &self.port.to_string(),
             ])
             .args(["--inspector-port", &free_port().to_string(), "--persist-to"])
-            .arg(&self.persist)
-            .args(["--var", &format!("ORIGIN_URL:{origin_url}")])
-            .args(["--var", &format!("JWT_SECRET:{JWT_SECRET}")])
-            .args([
-                "--var",
-                &format!("SECRET_SCANNING_KEYS_URL:{origin_url}{SECRET_SCANNING_KEYS_PATH}"),
-            ]);
-        // Every instance signs identity assertions unless its row says otherwise.
-        if !self
-            .vars
-            .iter()
-            .any(|v| v.starts_with("IDENTITY_SIGNING_KEY:"))
-        {
-            command.args([
-                "--var",
-                concat!("IDENTITY_SIGNING_KEY:", crate::identity_key!()),
-            ]);
-        }
-        for var in &self.vars {
+            .arg(&self.persist);
+        for var in &vars {
             command.args(["--var", var]);
         }
         if let Some(config) = &self.config {
             command.arg("--config").arg(config);
+        }
+        if self.front {
+            command
+                .arg("--config")
+                .arg(project_root().join("wrangler.front.toml"))
+                .arg("--config")
+                .arg(self.whole_worker_config(&vars));
         }
         command
             .stdout(log.try_clone().unwrap())
@@ -211,6 +227,51 @@ impl Instance {
             .process_group(0)
             .spawn()
             .expect("start wrangler dev")
+    }
+
+    /// wrangler.toml for the whole Worker behind the front one, in a directory of this
+    /// instance's, with `vars` in a .dev.vars beside it: wrangler gives `--var` to the first
+    /// config's Worker only, and reads the others' .dev.vars from their config's directory.
+    fn whole_worker_config(&self, vars: &[String]) -> PathBuf {
+        let dir = self.persist.with_file_name(format!("whole-{}", self.name));
+        fs::create_dir_all(&dir).unwrap();
+        let root = project_root();
+        let mut config = fs::read_to_string(root.join("wrangler.toml")).unwrap();
+        // Paths in a config are the config's directory's: the copy names the project's.
+        for (relative, path) in [
+            (
+                "main = \"build/index.js\"",
+                "main = \"{root}/build/index.js\"",
+            ),
+            (
+                "command = \"bash scripts/build.sh\"",
+                "command = \"bash {root}/scripts/build.sh\"",
+            ),
+            ("directory = \"public\"", "directory = \"{root}/public\""),
+        ] {
+            assert!(
+                config.contains(relative),
+                "wrangler.toml has no `{relative}`"
+            );
+            config = config.replace(
+                relative,
+                &path.replace("{root}", &root.display().to_string()),
+            );
+        }
+        fs::write(dir.join("wrangler.toml"), config).unwrap();
+        let dev_vars: String = vars
+            .iter()
+            .map(|var| {
+                let (name, value) = var.split_once(':').unwrap();
+                assert!(
+                    !value.contains('\''),
+                    "{name}: a .dev.vars value in '' has no '"
+                );
+                format!("{name}='{value}'\n")
+            })
+            .collect();
+        fs::write(dir.join(".dev.vars"), dev_vars).unwrap();
+        dir.join("wrangler.toml")
     }
 
     /// Waits until the Worker answers; false if wrangler exited first.

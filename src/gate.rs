@@ -1,5 +1,6 @@
-//! The gateway's fast path: a request with an `X-Api-Key` that is malformed, or whose cache
-//! entries decide it (a hit or a negative entry), which is nearly every request at the edge.
+//! The gateway's fast path: a request for a CRM route without an `X-Api-Key`, with a malformed
+//! one, or with one whose cache entries decide it (a hit or a negative entry), which is nearly
+//! every request at the edge.
 //!
 //! A JavaScript shell (`src/shell.mjs` or `src/front.mjs`, with the loop of `src/gate.mjs`)
 //! drives it: `gate_begin`, then `gate_next` with what each promise gave, until it returns the
@@ -53,6 +54,8 @@ pub struct Gate {
 enum Stage {
     /// `begin` has started the cache reads; the shell has not awaited anything yet.
     Begun(js_sys::Promise),
+    /// No key: forwarded as it is (without the edge's identity headers), as by the handler.
+    Unkeyed,
     /// The key is malformed: refused before any read, as the handler refuses it.
     Malformed,
     ReadingCache,
@@ -78,8 +81,8 @@ thread_local! {
 }
 
 /// Starts the fast path for a request: its number for `gate_next` and `gate_end`, or 0 when
-/// the request is not for this path (not the gateway, no key, no tenant in the Host), which then
-/// goes to the Rust handler.
+/// the request is not for this path (not the gateway, no tenant in the Host), which then goes to
+/// the Rust handler.
 #[wasm_bindgen]
 pub fn gate_begin(request: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> u32 {
     let Some(gate) = Gate::begin(request, env, ctx) else {
@@ -151,7 +154,6 @@ impl Gate {
     ) -> Option<Gate> {
         let started = clock();
         let incoming = Incoming::new(request);
-        let presented = incoming.header("x-api-key")?;
         #[cfg(feature = "panic-on-demand")]
         if incoming.header("x-test-panic").is_some() {
             return None;
@@ -176,7 +178,7 @@ impl Gate {
         }
         let isolate = Isolate::get(&env);
         let tenant = Tenant::from_host(incoming.header("host")?, &isolate.config.root_domain)?;
-        let key = PlainKey::parse(presented);
+        let presented = incoming.header("x-api-key").map(PlainKey::parse);
         let request_id = incoming
             .header("cf-ray")
             .map_or_else(new_request_id, String::from);
@@ -199,9 +201,10 @@ impl Gate {
             // The handle, not `Request.clone()` (which would tee the body).
             Clone::clone(&incoming.request),
         );
-        let stage = match key {
-            Some(key) => Stage::Begun(app.cache().start_read(&key.hash()).ok()?),
-            None => Stage::Malformed,
+        let stage = match presented {
+            None => Stage::Unkeyed,
+            Some(None) => Stage::Malformed,
+            Some(Some(key)) => Stage::Begun(app.cache().start_read(&key.hash()).ok()?),
         };
         Some(Gate {
             app,
@@ -224,6 +227,13 @@ impl Gate {
                     None => self.hand_over(),
                     Some(Ok(admitted)) => self.sign(admitted),
                     Some(Err(refused)) => self.refuse(refused),
+                }
+            }
+            Stage::Unkeyed => {
+                let url = split_url(&self.url);
+                match gateway::start_forward(&self.incoming, &url, &self.app, None) {
+                    Ok(fetch) => self.wait(Stage::Forwarding, fetch),
+                    Err(error) => self.finish(Err(error)),
                 }
             }
             Stage::Malformed => {

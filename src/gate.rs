@@ -246,10 +246,9 @@ impl Gate {
                     return self.finish(Err(AppError::IdentityNotConfigured));
                 };
                 signer::remember(key, &crypto_key);
-                match signer::start_if_imported(key, &input) {
-                    Some(Ok(signing)) => self.wait(Stage::Signing { admitted, input }, signing),
-                    Some(Err(error)) => self.finish(Err(error)),
-                    None => self.finish(Err(AppError::IdentityNotConfigured)),
+                match signer::start_signing(&crypto_key, &input) {
+                    Ok(signing) => self.wait(Stage::Signing { admitted, input }, signing),
+                    Err(error) => self.finish(Err(error)),
                 }
             }
             Stage::Signing { admitted, input } => {

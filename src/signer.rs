@@ -137,12 +137,13 @@ pub fn start_if_imported(
     key: &SigningKey,
     input: &str,
 ) -> Option<Result<js_sys::Promise, AppError>> {
-    let crypto_key = imported(key)?;
-    Some(
-        subtle()
-            .map_err(not_configured)
-            .and_then(|subtle| start(&subtle, &crypto_key, input)),
-    )
+    Some(start_signing(&imported(key)?, input))
+}
+
+/// Starts the signature of `input` with an imported key (`start_import`'s), without an await:
+/// the promise gives what `signature_bytes` reads.
+pub fn start_signing(crypto_key: &JsValue, input: &str) -> Result<js_sys::Promise, AppError> {
+    start(&subtle().map_err(not_configured)?, crypto_key, input)
 }
 
 fn start(

@@ -5,11 +5,13 @@ use super::client::send;
 use super::credentials::JWT_SECRET;
 use super::origin::SECRET_SCANNING_KEYS_PATH;
 use super::{Config, InstanceSpec};
+use std::collections::BTreeSet;
 use std::fs;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -28,15 +30,20 @@ fn tool_path() -> String {
     )
 }
 
-/// A free port below Linux's ephemeral range (32768-60999). The kernel hands out ports from that
-/// range to every bind(0), and each workerd makes several, so a port picked there by bind(0) can
-/// be taken again before wrangler binds it ("Address already in use").
+/// A free port below Linux's ephemeral range (32768-60999), never one this run has handed out
+/// before. The kernel hands out ports from that range to every bind(0), and each workerd makes
+/// several, so a port picked there by bind(0) can be taken again before wrangler binds it
+/// ("Address already in use"). And a port is only free until its wrangler binds it: two
+/// instances given the same one (it happened: `contract` and `no-kv` on one port, the second's
+/// wrangler exiting while the first answered its readiness probe) would share one Worker.
 pub fn free_port() -> u16 {
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     loop {
         let mut random = [0u8; 2];
         getrandom::fill(&mut random).unwrap();
         let port = 20_000 + u16::from_be_bytes(random) % 12_000;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let free = TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if free && HANDED_OUT.lock().unwrap().insert(port) {
             return port;
         }
     }

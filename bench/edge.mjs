@@ -9,7 +9,9 @@
 // Cases: gateway-valid-key (the Rust Worker, a valid key with an allow-list, its grant in KV,
 // forwarded), js-same-work (the JavaScript Worker, the same key and grant), and two rejections by
 // the Rust Worker, malformed-key and unknown-key-cached (a well-formed key that KV's negative
-// entry refuses). The rejections run on Rust Workers of their own, so that every valid-key case
+// entry refuses), and js-unknown-key-cached, the JavaScript Worker refusing that same key (a
+// reference for unknown-key-cached: both await the rate limiter's count, which the acceptances
+// do not). The rejections run on Workers of their own, so that every valid-key case
 // has an isolate that serves that case's traffic alone, as js-same-work's does: sharing one with
 // the rejections' thousands of requests a round (their garbage, the handler's path) doubled its
 // p99 against the same build on an isolate of its own (BENCHMARKS.md).
@@ -44,6 +46,8 @@
 //    gateway-valid-key, with a key of its own made through its own API: a change to the build (a
 //    compiler option, say) paired with this one; BENCH_OTHER_BUILD=build/ is this build's whole
 //    Worker alone, as plain `wrangler dev` runs it]
+//   [BENCH_OTHER_SHAPE=front: run the other build as gateway-valid-key runs, its front Worker
+//    (dir/front/) with its whole Worker behind it: a change to the fast path, paired]
 // Writes its report to stdout and to .bench/edge-<time>.md.
 
 import { execFile, execFileSync } from "node:child_process";
@@ -51,7 +55,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir, loadavg } from "node:os";
 import { gzipSync } from "node:zlib";
-import { compatibilityDate, cpuMicros, createFreshKey, request, root, startOrigin, startWorker } from "./harness.mjs";
+import { cacheEntryName, compatibilityDate, cpuMicros, createFreshKey, request, root, startOrigin, startWorker } from "./harness.mjs";
 
 const number = (name, fallback) => {
   const value = process.env[name] === undefined || process.env[name] === "" ? fallback : Number(process.env[name]);
@@ -72,6 +76,11 @@ const STARTUP_SAMPLES = Math.round(number("BENCH_STARTUP_SAMPLES", 6));
 const RESAMPLES = 10_000;
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
 const OTHER_BUILD = process.env.BENCH_OTHER_BUILD ? process.env.BENCH_OTHER_BUILD.replace(/\/?$/, "/") : undefined;
+const OTHER_FRONT = process.env.BENCH_OTHER_SHAPE === "front";
+if (!["front", "whole", undefined].includes(process.env.BENCH_OTHER_SHAPE)) {
+  console.error("BENCH_OTHER_SHAPE: front or whole");
+  process.exit(2);
+}
 let profilesKept = 0;
 const WRK_CONNECTIONS = 10;
 // Enough for the fixed rate with latencies far above the usual: oha sends each request when it
@@ -128,12 +137,17 @@ const start = (scriptPath, inspect, front) => startWorker({
 const startRust = (inspect) => start(rustScript, inspect, { behind: wholeScript });
 // Each Worker in a workerd of its own: "plain" ones for the phases that time requests, "profiled"
 // ones, with an inspector, for the CPU phase.
-const plain = { rust: await startRust(false), js: await start(jsScript, false), rejections: await startRust(false) };
-const profiled = { rust: await startRust(true), js: await start(jsScript, true), rejections: await startRust(true) };
-for (const pair of [plain, profiled]) [pair.rust.label, pair.js.label, pair.rejections.label] = ["rust", "js-same-work", "rust-rejections"];
+const plain = { rust: await startRust(false), js: await start(jsScript, false), rejections: await startRust(false), jsRejections: await start(jsScript, false) };
+const profiled = { rust: await startRust(true), js: await start(jsScript, true), rejections: await startRust(true), jsRejections: await start(jsScript, true) };
+for (const pair of [plain, profiled]) {
+  [pair.rust.label, pair.js.label, pair.rejections.label, pair.jsRejections.label] = ["rust", "js-same-work", "rust-rejections", "js-rejections"];
+}
 if (OTHER_BUILD) {
-  plain.other = await start(`${OTHER_BUILD}index.js`, false);
-  profiled.other = await start(`${OTHER_BUILD}index.js`, true);
+  const startOther = (inspect) => OTHER_FRONT
+    ? start(`${OTHER_BUILD}front/index.js`, inspect, { behind: `${OTHER_BUILD}index.js` })
+    : start(`${OTHER_BUILD}index.js`, inspect);
+  plain.other = await startOther(false);
+  profiled.other = await startOther(true);
   plain.other.label = profiled.other.label = "other";
 }
 
@@ -171,6 +185,7 @@ async function inspectorSession(worker) {
 profiled.rust.inspector = await inspectorSession(profiled.rust);
 profiled.rejections.inspector = await inspectorSession(profiled.rejections);
 profiled.js.inspector = await inspectorSession(profiled.js);
+profiled.jsRejections.inspector = await inspectorSession(profiled.jsRejections);
 if (OTHER_BUILD) profiled.other.inspector = await inspectorSession(profiled.other);
 
 // ---- the key -----------------------------------------------------------------------------------
@@ -196,18 +211,29 @@ async function prepare(pair) {
 }
 const keys = new Map([[plain, await prepare(plain)], [profiled, await prepare(profiled)]]);
 
+// The key that no Worker knows, refused by a negative cache entry. The Rust Workers make theirs
+// (a miss, D1, the negative fill, which they renew each minute as it expires); the JavaScript
+// Worker has no D1 lookup, so its entry is put in its KV once, as the Rust Worker writes it (the
+// filled place), without an expiry.
+const UNKNOWN_KEY = `rk_live_${"ab".repeat(16)}`;
+const unknownHash = createHash("sha256").update(UNKNOWN_KEY).digest("hex");
+const unknownEntry = cacheEntryName("filled", unknownHash);
+for (const pair of [plain, profiled]) await pair.jsRejections.kv.put(unknownEntry, JSON.stringify("deny"));
+
 // Each case names its Worker by role; a phase picks the pair (profiled for CPU, plain otherwise).
 const cases = {
   "gateway-valid-key": { what: "Rust: valid key, allow-list, KV hit, forwarded", role: "rust", valid: true, expect: 200 },
   "js-same-work": { what: "JavaScript doing the same work", role: "js", valid: true, expect: 200 },
   "malformed-key": { what: "Rust: malformed key rejected", role: "rejections", key: "rk_live_not-a-key", expect: 401 },
-  "unknown-key-cached": { what: "Rust: unknown key, negative cache entry", role: "rejections", key: `rk_live_${"ab".repeat(16)}`, expect: 401 },
-  ...(OTHER_BUILD ? { "other-gateway-valid-key": { what: `gateway-valid-key on the build in ${OTHER_BUILD}`, role: "other", valid: true, expect: 200 } } : {}),
+  "unknown-key-cached": { what: "Rust: unknown key, negative cache entry", role: "rejections", key: UNKNOWN_KEY, expect: 401 },
+  "js-unknown-key-cached": { what: "JavaScript: the same unknown key and entry", role: "jsRejections", key: UNKNOWN_KEY, expect: 401 },
+  ...(OTHER_BUILD ? { "other-gateway-valid-key": { what: `gateway-valid-key on the build in ${OTHER_BUILD}${OTHER_FRONT ? "front/ (with its whole Worker behind)" : " (its whole Worker alone)"}`, role: "other", valid: true, expect: 200 } } : {}),
 };
 const NAMES = Object.keys(cases);
 const RUST = "gateway-valid-key";
 const JS = "js-same-work";
 const REJECTIONS = ["malformed-key", "unknown-key-cached"];
+const JS_UNKNOWN = "js-unknown-key-cached";
 const OTHER = "other-gateway-valid-key";
 /// The Worker, key and expected status of a case on a pair of Workers.
 const target = (name, pair) => {
@@ -532,6 +558,8 @@ const ratioRows = [
   ["p99 at the fixed rate", RUST, JS, "p99"],
   ["p99.9 at the fixed rate", RUST, JS, "p999"],
   ...REJECTIONS.flatMap((name) => [[`isolate CPU per request`, name, RUST, "cpu"], [`p99 at the fixed rate`, name, RUST, "p99"]]),
+  ["isolate CPU per request", JS_UNKNOWN, JS, "cpu"], ["p99 at the fixed rate", JS_UNKNOWN, JS, "p99"],
+  ["isolate CPU per request", "unknown-key-cached", JS_UNKNOWN, "cpu"], ["p99 at the fixed rate", "unknown-key-cached", JS_UNKNOWN, "p99"],
   ...(OTHER_BUILD ? [["isolate CPU per request", OTHER, RUST, "cpu"], ["throughput (closed loop)", OTHER, RUST, "rps"],
     ["p99 at the fixed rate", OTHER, RUST, "p99"], ["p99.9 at the fixed rate", OTHER, RUST, "p999"]] : []),
 ];
@@ -563,13 +591,19 @@ const targets = [
   [wasmGzip <= 160 * 1024, `the front Worker's wasm (build/front/index_bg.wasm) <= 160 KiB gzip -9: ${wasmGzip} bytes (${(wasmGzip / 1024).toFixed(1)} KiB; ${wasm.length} bytes raw)`],
 ];
 for (const [met, text] of targets) lines.push(`${met ? "met" : "MISSED"} ${text}`);
+{
+  const c = get(JS_UNKNOWN, JS, "cpu");
+  const l = get(JS_UNKNOWN, JS, "p99");
+  lines.push(`info: the same rejection by the JavaScript Worker, ${JS_UNKNOWN} / ${JS} (what any Worker that awaits the limiter here pays): `
+    + `isolate CPU ${fixed(c.median, 2)} x (${interval(c)}), p99 ${fixed(l.median, 2)} x (${interval(l)})`);
+}
 const spread = (list) => `${fixed(median(list))} ms (${fixed(Math.min(...list))}–${fixed(Math.max(...list))})`;
 lines.push(`info: the whole Worker's wasm (build/index_bg.wasm, behind the front one): ${gzipSync(wholeWasm, { level: 9 }).length} bytes gzip -9, ${wholeWasm.length} raw`);
 lines.push(`info: start-up, new Miniflare to ready, median (range) of ${STARTUP_SAMPLES} cold starts each: front Worker ${spread(startup.rust)}, `
   + `whole Worker ${spread(startup.whole)}, ${JS} ${spread(startup.js)}; paired differences front − ${JS} ${spread(startup.difference)}, `
   + `whole − ${JS} ${spread(startup.wholeDifference)}`);
 if (OTHER_BUILD) {
-  const other = readFileSync(`${OTHER_BUILD}index_bg.wasm`);
+  const other = readFileSync(`${OTHER_BUILD}${OTHER_FRONT ? "front/" : ""}index_bg.wasm`);
   lines.push(`info: ${OTHER}'s index_bg.wasm: ${gzipSync(other, { level: 9 }).length} bytes gzip -9, ${other.length} raw; `
     + `start-up ${fixed(plain.other.startMs)} ms (one sample)`);
 }

@@ -192,11 +192,14 @@ export function sessionToken(tenant, secret) {
   return `Bearer ${body}.${createHmac("sha256", secret).update(body).digest("base64url")}`;
 }
 
-/// The KV name of a key's grant, as the Worker names it (src/cache/kv.rs: the managed place,
-/// named by a hash of the key hash): the one place a bench script needs to know it.
-export function managedEntryName(keyHash) {
-  return `managed/${createHash("sha256").update(`rally-edge-keys/kv/v2:${keyHash}`).digest("hex")}`;
+/// The KV name of a key's entry in a place of the cache (`managed` for a grant, `filled` for what
+/// a lookup in D1 found), as the Worker names it (src/cache/kv.rs: the place, then a hash of the key
+/// hash): the one place a bench script needs to know it.
+export function cacheEntryName(place, keyHash) {
+  return `${place}/${createHash("sha256").update(`rally-edge-keys/kv/v2:${keyHash}`).digest("hex")}`;
 }
+
+export const managedEntryName = (keyHash) => cacheEntryName("managed", keyHash);
 
 /// Creates a key of `tenant` with `allowedIps` through a Rust Worker's API, on `host`, and makes
 /// the grant that its creation wrote in KV fresh all day (a Worker with no D1 behind it cannot

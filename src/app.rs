@@ -227,11 +227,12 @@ impl App {
             .identity
             .as_ref()
             .ok_or(AppError::IdentityNotConfigured)?;
+        let mut key_id = Uuid::encode_buffer();
         let input = Assertion {
             audience: origin.origin(),
-            key_id: &admitted.key_id.to_string(),
+            key_id: admitted.key_id.hyphenated().encode_lower(&mut key_id),
             tenant: self.tenant.as_str(),
-            scopes: &admitted.scopes.to_string(),
+            scopes: admitted.scopes.as_str(),
             request_id: &self.request_id,
             method,
             path,

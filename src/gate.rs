@@ -77,7 +77,9 @@ thread_local! {
     /// The requests on the fast path in this isolate, by the number the shell holds. A number,
     /// not an object: an exported Rust object is a JavaScript wrapper registered with a
     /// `FinalizationRegistry`, which a request would pay for twice (`make profile`: `__wrap`).
-    static GATES: RefCell<Vec<Option<Gate>>> = const { RefCell::new(Vec::new()) };
+    /// Boxed, so that taking a request out of the table and putting it back (`gate_next`) moves
+    /// a pointer, not the whole request.
+    static GATES: RefCell<Vec<Option<Box<Gate>>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Starts the fast path for a request: its number for `gate_next` and `gate_end`, or 0 when
@@ -95,7 +97,7 @@ pub fn gate_begin(request: web_sys::Request, env: Env, ctx: worker::worker_sys::
             gates.push(None);
             gates.len() - 1
         });
-        gates[index] = Some(gate);
+        gates[index] = Some(Box::new(gate));
         index as u32 + 1
     })
 }

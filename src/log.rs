@@ -47,7 +47,12 @@ impl RequestLog {
         self.0.borrow_mut().tenant = Some(tenant.into());
     }
     pub fn set_key(&self, id: Uuid) {
-        self.0.borrow_mut().key_id = Some(id.to_string());
+        // Written into a buffer: `to_string` would go through the formatting machinery.
+        let text = id
+            .hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            .to_owned();
+        self.0.borrow_mut().key_id = Some(text);
     }
     pub fn set_subject(&self, subject: &str) {
         self.0.borrow_mut().subject = Some(subject.chars().take(128).collect());

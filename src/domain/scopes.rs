@@ -109,20 +109,29 @@ impl Needed {
     }
 }
 
-impl fmt::Display for Scopes {
+/// The canonical form of each set of scopes, by its bits: `read,write,admin` order, no spaces.
+/// A table, since the gateway writes a key's scopes into every request it forwards.
+const CANONICAL: [&str; 8] = [
+    "",
+    "read",
+    "write",
+    "read,write",
+    "admin",
+    "read,admin",
+    "write,admin",
+    "read,write,admin",
+];
+
+impl Scopes {
     /// The canonical form: `read,write,admin` order, no spaces.
+    pub fn as_str(self) -> &'static str {
+        CANONICAL[usize::from(self.0 & (READ | WRITE | ADMIN))]
+    }
+}
+
+impl fmt::Display for Scopes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for (bit, name) in NAMES {
-            if self.0 & bit != 0 {
-                if !first {
-                    f.write_str(",")?;
-                }
-                f.write_str(name)?;
-                first = false;
-            }
-        }
-        Ok(())
+        f.write_str(self.as_str())
     }
 }
 
@@ -135,6 +144,20 @@ impl fmt::Debug for Scopes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_canonical_table_lists_each_set_in_order() {
+        for bits in 1..8u8 {
+            let expected: Vec<&str> = NAMES
+                .iter()
+                .filter(|(bit, _)| bits & bit != 0)
+                .map(|&(_, name)| name)
+                .collect();
+            let scopes = Scopes(bits);
+            assert_eq!(scopes.as_str(), expected.join(","));
+            assert_eq!(Scopes::parse(scopes.as_str()), Ok(scopes));
+        }
+    }
 
     #[test]
     fn canonicalises_order_spaces_and_duplicates() {

@@ -198,13 +198,17 @@ impl UsageBuffer {
         counts[usage.outcome.index()] = counts[usage.outcome.index()].saturating_add(1);
         self.requests += 1;
         if usage.outcome.uses_the_key() {
-            let ip = client_ip(usage.client);
             match self.last.get_mut(&usage.key_id) {
                 Some(last) if last.at > usage.at => {}
-                // The same address is in the same place: its country is already known.
-                Some(last) if last.ip == ip => last.at = usage.at,
+                // The same address is in the same place: its country is already known. The
+                // address as sent is nearly always the canonical text already, which spares
+                // parsing and formatting it on each request of a busy key.
+                Some(last) if last.ip.as_deref() == usage.client.map(str::trim) => {
+                    last.at = usage.at
+                }
+                Some(last) if last.ip == client_ip(usage.client) => last.at = usage.at,
                 Some(last) => {
-                    (last.at, last.ip) = (usage.at, ip);
+                    (last.at, last.ip) = (usage.at, client_ip(usage.client));
                     last.country = country((usage.country)().as_deref());
                 }
                 None => {
@@ -212,7 +216,7 @@ impl UsageBuffer {
                         key_id: usage.key_id,
                         tenant: usage.tenant.to_string(),
                         at: usage.at,
-                        ip,
+                        ip: client_ip(usage.client),
                         country: country((usage.country)().as_deref()),
                     };
                     self.last.insert(usage.key_id, last);
@@ -619,6 +623,14 @@ mod tests {
         record(1, Outcome::Forbidden, NOW + 3, Some("198.51.100.1"));
         record(2, Outcome::Allowed, NOW + 3, Some("198.51.100.1"));
         assert_eq!(asked.get(), 3, "a new address and a new key ask once each");
+        record(2, Outcome::Allowed, NOW + 4, Some(" 198.51.100.1 "));
+        record(3, Outcome::Allowed, NOW + 4, Some("2001:db8::7"));
+        record(3, Outcome::Allowed, NOW + 5, Some("2001:DB8:0::7"));
+        assert_eq!(
+            asked.get(),
+            4,
+            "another spelling of the same address asks nothing"
+        );
         let last = sent(&mut buffer).last;
         assert!(last.iter().all(|l| l.country.as_deref() == Some("DE")));
         assert!(last

@@ -13,8 +13,10 @@ use crate::domain::cache_entry::Admitted;
 use crate::domain::forwarding;
 use crate::domain::scopes::{Needed, METHOD_OVERRIDE_HEADERS};
 use crate::error::AppError;
+use crate::header_lines::HeaderLines;
 use crate::http::{self, js_internal};
 use crate::query::UrlParts;
+use uuid::Uuid;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys};
@@ -25,16 +27,14 @@ pub struct Incoming {
     pub request: web_sys::Request,
     pub headers: web_sys::Headers,
     pub method: String,
-    /// Every header as a name line and a value line (`boundary::header_lines`). A header's
-    /// name and value never contain a newline.
-    lines: String,
+    lines: HeaderLines,
 }
 
 impl Incoming {
     pub fn new(request: web_sys::Request) -> Incoming {
         let headers = request.headers();
         Incoming {
-            lines: boundary::header_lines(&headers),
+            lines: HeaderLines::new(boundary::header_lines(&headers)),
             headers,
             method: request.method(),
             request,
@@ -43,18 +43,12 @@ impl Incoming {
 
     /// The value of header `name` (any case), as `Headers.get` gives it.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let mut lines = self.lines.split('\n');
-        while let (Some(found), Some(value)) = (lines.next(), lines.next()) {
-            if found.eq_ignore_ascii_case(name) {
-                return Some(value);
-            }
-        }
-        None
+        self.lines.get(name)
     }
 
     /// The names of the request's headers, lower-case.
     fn names(&self) -> impl Iterator<Item = &str> {
-        self.lines.split_terminator('\n').step_by(2)
+        self.lines.names()
     }
 }
 
@@ -112,35 +106,38 @@ pub fn start_forward(
     let method = incoming.method.as_str();
 
     // The client's headers are copied inside the runtime, less what only the edge may set,
-    // whatever the credential, and then the edge sets its own.
-    let removed: Vec<&str> = incoming
-        .names()
-        .filter(|&name| name == "host" || forwarding::is_edge_owned(name))
-        .collect();
-    let host = incoming.header("host").unwrap_or_default().to_string();
+    // whatever the credential, and then the edge sets its own. Both lists cross joined with
+    // newlines (`boundary::forward_headers`), so they are written joined.
+    let mut removed = String::new();
+    for name in incoming.names() {
+        if name == "host" || forwarding::is_edge_owned(name) {
+            if !removed.is_empty() {
+                removed.push('\n');
+            }
+            removed.push_str(name);
+        }
+    }
+    let host = incoming.header("host").unwrap_or_default();
     let proto = url
         .origin
         .split_once("://")
         .map_or("https", |(scheme, _)| scheme);
-    let mut values = vec![app.tenant().to_string(), host, proto.to_string()];
-    if let Some((admitted, assertion)) = &identity {
-        values.extend([
-            admitted.key_id.to_string(),
-            admitted.scopes.to_string(),
-            assertion.clone(),
-        ]);
-    }
+    let mut key_id = Uuid::encode_buffer();
+    let keyed = identity.as_ref().map(|(admitted, assertion)| {
+        let key_id = admitted.key_id.hyphenated().encode_lower(&mut key_id);
+        [&*key_id, admitted.scopes.as_str(), assertion.as_str()]
+    });
+    let values = [app.tenant().as_str(), host, proto]
+        .into_iter()
+        .chain(keyed.into_iter().flatten())
+        .collect::<Vec<&str>>()
+        .join("\n");
     let headers = boundary::with(|n| {
         let names = match identity {
             Some(_) => &n.edge_keyed,
             None => &n.edge_anonymous,
         };
-        boundary::forward_headers(
-            &incoming.headers,
-            &removed.join("\n"),
-            names,
-            &values.join("\n"),
-        )
+        boundary::forward_headers(&incoming.headers, &removed, names, &values)
     })
     .map_err(js_internal("headers"))?;
 

@@ -47,6 +47,8 @@ names! {
     x_request_id = "x-request-id",
     x_content_type_options = "x-content-type-options",
     nosniff = "nosniff",
+    content_type = "content-type",
+    application_json = "application/json",
     ed25519 = "Ed25519",
 }
 

@@ -130,7 +130,7 @@ mod entry {
             }
             Err(error) => {
                 log.set_outcome(error.status(), error.code(), error.log_detail());
-                http::error_response(&error).into()
+                http::error_response(&error)
             }
         };
         let headers = response.headers();

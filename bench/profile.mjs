@@ -1,5 +1,6 @@
-// Where the time of one benchmark case goes: runs the release Worker in workerd (Miniflare, with
-// its V8 inspector on loopback), drives case gateway-valid-key or gateway-no-key with wrk for
+// Where the time of one benchmark case goes: runs the release Worker as production runs it (the
+// front Worker, with the whole Worker behind its service binding) in workerd (Miniflare, with the
+// front Worker's V8 inspector on loopback), drives case gateway-valid-key or gateway-no-key with wrk for
 // PROFILE_SECONDS, records a V8 CPU profile meanwhile and prints the functions with the most
 // self time, wasm and JS alike.
 // Build with EDGE_KEYS_KEEP_NAMES=1 so that wasm functions have names.
@@ -8,7 +9,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { randomBytes } from "node:crypto";
-import { caseNames, request, sessionToken, startOrigin, startWorker } from "./harness.mjs";
+import { caseNames, request, root, sessionToken, startOrigin, startWorker } from "./harness.mjs";
 
 // The two cases this profile can drive (an old letter, a or b, is accepted too).
 const CASE = process.env.PROFILE_CASE ? caseNames("PROFILE_CASE", ["gateway-valid-key", "gateway-no-key"])[0] : "gateway-valid-key";
@@ -19,7 +20,10 @@ const TENANT = "bench";
 const wrk = promisify(execFile);
 
 const origin = await startOrigin();
-const worker = await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET, inspect: true });
+const worker = await startWorker({
+  originUrl: origin.url, jwtSecret: JWT_SECRET, inspect: true, usageQueue: true,
+  scriptPath: `${root}build/front/index.js`, front: { behind: `${root}build/index.js` },
+});
 const created = await request(worker.port, "POST", `${TENANT}.localhost`, "/api/v1/api-keys",
   { authorization: sessionToken(TENANT, JWT_SECRET), "content-type": "application/json" },
   JSON.stringify({ name: "profile", scopes: "read,write" }));
@@ -30,7 +34,7 @@ const load = (seconds) => wrk("wrk", ["-t1", "-c10", `-d${seconds}s`, "-s", `${i
 
 // The inspector lists the Worker's isolate; its debugger URL speaks the Chrome DevTools Protocol.
 const targets = await (await fetch(`${(await worker.mf.getInspectorURL()).href.replace("ws:", "http:")}json`)).json();
-const target = targets.find((t) => t.title?.includes("rally-edge-keys")) ?? targets[0];
+const target = targets.find((t) => t.id?.endsWith(`-${worker.workerName}`)) ?? targets[0];
 // The inspector proxy accepts DevTools clients from a local origin only.
 const socket = new WebSocket(target.webSocketDebuggerUrl, { headers: { origin: "http://localhost" } });
 await new Promise((resolve, reject) => { socket.onopen = resolve; socket.onerror = reject; });

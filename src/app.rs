@@ -259,10 +259,18 @@ impl App {
             .validate(presented, &self.tenant, self.now, blocked.is_some())
             .await?;
         if validation.cache == CacheOutcome::Blocked {
-            self.log.set_cache(validation.cache.as_str());
-            return Err(blocked.unwrap_or(AppError::Unauthorized));
+            return Err(self.refuse_lookup(blocked.unwrap_or(AppError::Unauthorized)));
         }
         self.accept(validation)
+    }
+
+    /// The answer to a key that only D1 could decide, from a client this isolate knows to be
+    /// over the failed-authentication limit: no lookup, `blocked` in the log, and the client's
+    /// 429. The handler (`validate_key`) and the gate (a cache miss it would hand over) both
+    /// answer so.
+    pub fn refuse_lookup(&self, blocked: AppError) -> AppError {
+        self.log.set_cache(CacheOutcome::Blocked.as_str());
+        blocked
     }
 
     /// `validate_key` for a malformed key, which needs no read: refused before any lookup.

@@ -29,7 +29,6 @@ use crate::query::split_url;
 use crate::rate_limit::{self, Counting};
 use crate::route::{self, Route};
 use crate::routes::gateway::{self, Incoming};
-use crate::service::CacheOutcome;
 use crate::signer;
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
@@ -297,8 +296,8 @@ impl Gate {
         match self.app.refuse_blocked_client() {
             Ok(()) => JsValue::UNDEFINED,
             Err(blocked) => {
-                self.app.log().set_cache(CacheOutcome::Blocked.as_str());
-                self.finish(Err(blocked))
+                let refused = self.app.refuse_lookup(blocked);
+                self.finish(Err(refused))
             }
         }
     }

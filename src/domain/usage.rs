@@ -206,10 +206,13 @@ impl UsageBuffer {
                 Some(last) if last.ip.as_deref() == usage.client.map(str::trim) => {
                     last.at = usage.at
                 }
-                Some(last) if last.ip == client_ip(usage.client) => last.at = usage.at,
                 Some(last) => {
-                    (last.at, last.ip) = (usage.at, client_ip(usage.client));
-                    last.country = country((usage.country)().as_deref());
+                    let ip = client_ip(usage.client);
+                    if last.ip != ip {
+                        last.ip = ip;
+                        last.country = country((usage.country)().as_deref());
+                    }
+                    last.at = usage.at;
                 }
                 None => {
                     let last = LastUse {

@@ -92,9 +92,10 @@ mod entry {
         };
         log.set_tenant(tenant.as_str());
         // Behind the front Worker: a block that its isolate knows of holds here too.
+        let client = header("CF-Connecting-IP");
         let handed_over = header(gate::HANDED_OVER).and_then(|until| until.parse::<i64>().ok());
-        if let (Some(until), Some(client)) = (handed_over, header("CF-Connecting-IP")) {
-            rate_limit::note_block(&tenant, &client, until, started as i64);
+        if let (Some(until), Some(client)) = (handed_over, &client) {
+            rate_limit::note_block(&tenant, client, until, started as i64);
         }
         let app = App::new(
             isolate,
@@ -102,7 +103,7 @@ mod entry {
             request_id,
             tenant,
             started as i64,
-            header("CF-Connecting-IP"),
+            client,
             log,
             // The handle, not `Request.clone()` (which would tee the body).
             Clone::clone(&req),

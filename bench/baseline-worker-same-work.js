@@ -8,7 +8,7 @@
 //   - the blocked-client check (this isolate's map of (tenant, client) pairs over the limit),
 //     only when the cache does not decide;
 //   - the key's format, SHA-256 of the key and of the cache entry's name, the three KV places
-//     read at once (one Promise.all of three gets), each entry parsed as JSON, the decision (a
+//     read at once (one bulk get of the three names), each entry parsed as JSON, the decision (a
 //     denial first, then the first fresh grant) and the admission (tenant, freshness, expiry,
 //     end of grace, the scope list parsed, the allow-list parsed from its stored form);
 //   - the refused key, if any, noted for the usage counts;
@@ -190,7 +190,10 @@ async function validate(presented, tenant, state, env, now, log) {
   const hash = hex(await crypto.subtle.digest("SHA-256", encoder.encode(presented)));
   // The entry's name is a hash of the hash, with the format's version, as the Rust Worker names it.
   const id = hex(await crypto.subtle.digest("SHA-256", encoder.encode(`rally-edge-keys/kv/v2:${hash}`)));
-  const [denied, managed, filled] = await Promise.all(PLACES.map((place) => env.API_KEY_CACHE.get(`${place}/${id}`)));
+  // One bulk read of the three places, as src/boundary.rs `read_all`.
+  const names = PLACES.map((place) => `${place}/${id}`);
+  const found = await env.API_KEY_CACHE.get(names);
+  const [denied, managed, filled] = names.map((name) => found.get(name) ?? null);
   log.kvReads = 3;
   const entry = decide(parse(denied), parse(managed), parse(filled), now);
   // This baseline has no D1 lookup: a key must be in the cache, as in case gateway-valid-key.

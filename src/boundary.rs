@@ -4,9 +4,9 @@
 //! that was about thirty crossings and twenty decodes a request (`make profile`: `decode`,
 //! `wasm-to-js`). So the constant strings (header names, a header value, the signature
 //! algorithm) are made as JavaScript strings once per isolate, and the calls that come in runs
-//! (the three KV reads, the request's headers, the forwarded headers) are one crossing each,
-//! their strings joined with a newline, which no header name or value and no KV key of this
-//! service contains. What to read, remove and set is still decided in Rust.
+//! (the KV read of the three places, the request's headers, the forwarded headers) are one
+//! crossing each, their strings joined with a newline, which no header name or value and no KV
+//! key of this service contains. What to read, remove and set is still decided in Rust.
 
 use wasm_bindgen::prelude::*;
 use worker::js_sys::{self, JsString};
@@ -66,7 +66,8 @@ pub fn with<R>(f: impl FnOnce(&Names) -> R) -> R {
 
 #[wasm_bindgen(inline_js = r#"
 export function read_all(kv, keys) {
-  return Promise.all(keys.split("\n").map((key) => kv.get(key)));
+  const names = keys.split("\n");
+  return kv.get(names).then((found) => names.map((name) => found.get(name) ?? null));
 }
 export function header_lines(headers) {
   let joined = "";
@@ -82,7 +83,8 @@ export function forward_headers(incoming, removed, names, values) {
 }
 "#)]
 extern "C" {
-    /// The values of `keys` (joined with newlines) in a KV namespace, read at once.
+    /// The values of `keys` (joined with newlines) in a KV namespace, in their order, `null` for
+    /// a key without one: one bulk read, a single request to KV rather than one per key.
     #[wasm_bindgen(catch)]
     pub fn read_all(kv: &JsValue, keys: &str) -> Result<js_sys::Promise, JsValue>;
 

@@ -79,8 +79,8 @@ fn entry(value: JsValue) -> Option<CacheEntry> {
 }
 
 impl KvCache {
-    /// Starts the reads of the three places at once: one round trip. The promise gives what
-    /// `cached` reads.
+    /// Starts the read of the three places: one bulk read, one request to KV. The promise gives
+    /// what `cached` reads.
     pub fn start_read(&self, hash: &KeyHash) -> Result<js_sys::Promise, StorageError> {
         let kv = self.store()?;
         let cache_id = hash.cache_id();

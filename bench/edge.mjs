@@ -11,10 +11,13 @@
 // the Rust Worker, malformed-key and unknown-key-cached (a well-formed key that KV's negative
 // entry refuses), and js-unknown-key-cached, the JavaScript Worker refusing that same key (a
 // reference for unknown-key-cached: both await the rate limiter's count, which the acceptances
-// do not). The rejections run on Workers of their own, so that every valid-key case
-// has an isolate that serves that case's traffic alone, as js-same-work's does: sharing one with
-// the rejections' thousands of requests a round (their garbage, the handler's path) doubled its
-// p99 against the same build on an isolate of its own (BENCHMARKS.md).
+// do not). Every case runs on Workers of its own, each pair in a workerd of its own, so that
+// every isolate and every process serves one case's traffic alone: sharing one with the
+// rejections' thousands of requests a round (their garbage, the handler's path) doubled a
+// valid-key case's p99 against the same build on an isolate of its own, and the tail of any
+// Worker here grows with the requests its workerd has served (bench/stalls.mjs: a forward-only
+// JavaScript Worker's p99 went from 7 to 33 ms over four 12 s phases; BENCHMARKS.md), so a
+// process that served two cases would have a longer tail than one that served one.
 //
 // Each of BENCH_ROUNDS rounds (default 10) runs every case in three phases, phase by phase, each
 // phase starting one case further on than in the round before, so that no case always follows
@@ -137,10 +140,14 @@ const start = (scriptPath, inspect, front) => startWorker({
 const startRust = (inspect) => start(rustScript, inspect, { behind: wholeScript });
 // Each Worker in a workerd of its own: "plain" ones for the phases that time requests, "profiled"
 // ones, with an inspector, for the CPU phase.
-const plain = { rust: await startRust(false), js: await start(jsScript, false), rejections: await startRust(false), jsRejections: await start(jsScript, false) };
-const profiled = { rust: await startRust(true), js: await start(jsScript, true), rejections: await startRust(true), jsRejections: await start(jsScript, true) };
+const workersOf = async (inspect) => ({
+  rust: await startRust(inspect), js: await start(jsScript, inspect), malformed: await startRust(inspect),
+  rejections: await startRust(inspect), jsRejections: await start(jsScript, inspect),
+});
+const plain = await workersOf(false);
+const profiled = await workersOf(true);
 for (const pair of [plain, profiled]) {
-  [pair.rust.label, pair.js.label, pair.rejections.label, pair.jsRejections.label] = ["rust", "js-same-work", "rust-rejections", "js-rejections"];
+  [pair.rust.label, pair.js.label, pair.malformed.label, pair.rejections.label, pair.jsRejections.label] = ["rust", "js-same-work", "rust-malformed", "rust-rejections", "js-rejections"];
 }
 if (OTHER_BUILD) {
   const startOther = (inspect) => OTHER_FRONT
@@ -183,6 +190,7 @@ async function inspectorSession(worker) {
   return { send, close: () => socket.close() };
 }
 profiled.rust.inspector = await inspectorSession(profiled.rust);
+profiled.malformed.inspector = await inspectorSession(profiled.malformed);
 profiled.rejections.inspector = await inspectorSession(profiled.rejections);
 profiled.js.inspector = await inspectorSession(profiled.js);
 profiled.jsRejections.inspector = await inspectorSession(profiled.jsRejections);
@@ -224,7 +232,7 @@ for (const pair of [plain, profiled]) await pair.jsRejections.kv.put(unknownEntr
 const cases = {
   "gateway-valid-key": { what: "Rust: valid key, allow-list, KV hit, forwarded", role: "rust", valid: true, expect: 200 },
   "js-same-work": { what: "JavaScript doing the same work", role: "js", valid: true, expect: 200 },
-  "malformed-key": { what: "Rust: malformed key rejected", role: "rejections", key: "rk_live_not-a-key", expect: 401 },
+  "malformed-key": { what: "Rust: malformed key rejected", role: "malformed", key: "rk_live_not-a-key", expect: 401 },
   "unknown-key-cached": { what: "Rust: unknown key, negative cache entry", role: "rejections", key: UNKNOWN_KEY, expect: 401 },
   "js-unknown-key-cached": { what: "JavaScript: the same unknown key and entry", role: "jsRejections", key: UNKNOWN_KEY, expect: 401 },
   ...(OTHER_BUILD ? { "other-gateway-valid-key": { what: `gateway-valid-key on the build in ${OTHER_BUILD}${OTHER_FRONT ? "front/ (with its whole Worker behind)" : " (its whole Worker alone)"}`, role: "other", valid: true, expect: 200 } } : {}),
@@ -627,7 +635,7 @@ writeFileSync(file, `${report}\n`);
 progress(`edge: report written to ${file}`);
 
 for (const pair of [plain, profiled]) {
-  for (const w of [pair.rust, pair.js, pair.rejections, pair.other].filter(Boolean)) {
+  for (const w of [pair.rust, pair.js, pair.malformed, pair.rejections, pair.jsRejections, pair.other].filter(Boolean)) {
     w.inspector?.close();
     await w.mf.dispose();
   }

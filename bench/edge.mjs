@@ -20,8 +20,9 @@
 // process that served two cases would have a longer tail than one that served one.
 //
 // Each of BENCH_ROUNDS rounds (default 10) runs every case in three phases, phase by phase, each
-// phase starting one case further on than in the round before, so that no case always follows
-// the same one and the two halves of a pair are measured seconds apart:
+// phase starting one case further on than in the round before and in the reverse order every
+// other round, so that no case always follows the same one, each half of a pair goes first in
+// half the rounds, and the two halves are measured seconds apart:
 //   1. isolate CPU per request: a V8 CPU profile of the Worker's own isolate (its inspector), over
 //      a fixed number of requests sent at the fixed rate below (BENCH_CPU_SECONDS' worth), open
 //      loop, so that both Workers are measured at the same load. Only the Worker's isolate is
@@ -452,7 +453,10 @@ const phases = {
 const results = Object.fromEntries(Object.keys(phases).map((phase) => [phase, Object.fromEntries(NAMES.map((n) => [n, []]))]));
 const notCounted = [];
 for (let round = 0; round < ROUNDS; round++) {
-  const order = [...NAMES.slice(round % NAMES.length), ...NAMES.slice(0, round % NAMES.length)];
+  // Rotated, and reversed every other round: rotation alone kept each case's neighbours, so
+  // gateway-valid-key ran just before js-same-work in four rounds of five.
+  const rotated = [...NAMES.slice(round % NAMES.length), ...NAMES.slice(0, round % NAMES.length)];
+  const order = round % 2 === 0 ? rotated : rotated.reverse();
   for (const [phase, measure] of Object.entries(phases)) {
     for (const name of order) {
       const r = await measure(name);

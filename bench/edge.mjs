@@ -56,10 +56,12 @@
 
 import { execFile, execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { homedir, loadavg } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { gzipSync } from "node:zlib";
-import { cacheEntryName, compatibilityDate, cpuMicros, createFreshKey, request, root, startOrigin, startWorker } from "./harness.mjs";
+import {
+  ALLOWED_IPS, CLIENT_IP, OHA, cacheEntryName, compatibilityDate, cpuMicros, createFreshKey, request, root, shareKey, startOrigin, startWorker,
+} from "./harness.mjs";
 
 const number = (name, fallback) => {
   const value = process.env[name] === undefined || process.env[name] === "" ? fallback : Number(process.env[name]);
@@ -96,14 +98,9 @@ const JWT_SECRET = randomBytes(24).toString("hex");
 const TENANT = "bench";
 const HOST = `${TENANT}.localhost`;
 const PATH = "/crm/contacts?page=2";
-// The fixed client address of the open-loop phases (wrk's script draws one per request from the
-// same /48); the key's allow-list holds it.
-const CLIENT_IP = "2001:db8:be::1";
-const ALLOWED_IPS = ["203.0.113.0/24", "2001:db8:be::/48"];
 // High enough that the rejection cases measure the 401 path throughout, never the 429 one; the
 // limiter is still called for every 401, as in production.
 const RATE_LIMIT = { limit: 1_000_000_000 };
-const OHA = process.env.OHA ?? (existsSync(`${homedir()}/.cargo/bin/oha`) ? `${homedir()}/.cargo/bin/oha` : "oha");
 const runStarted = Date.now();
 
 // ---- processes, without ever showing a key -----------------------------------------------------
@@ -210,12 +207,9 @@ async function createKey(worker) {
 /// same grant, and the same row for its usage consumer, which counts only keys its D1 knows, as
 /// the Rust one does), and the other build's own.
 async function prepare(pair) {
-  const { id, key, cacheName, written } = await createKey(pair.rust);
-  await pair.js.kv.put(cacheName, JSON.stringify(written));
-  const row = await pair.rust.db.prepare("SELECT * FROM api_keys WHERE id = ?1").bind(id).first();
-  const columns = Object.keys(row);
-  await pair.js.db.prepare(`INSERT INTO api_keys (${columns.join(", ")}) VALUES (${columns.map((_, i) => `?${i + 1}`).join(", ")})`)
-    .bind(...columns.map((c) => row[c])).run();
+  const made = await createKey(pair.rust);
+  await shareKey(pair.rust, pair.js, made);
+  const key = made.key;
   return { rust: key, js: key, ...(pair.other ? { other: (await createKey(pair.other)).key } : {}) };
 }
 const keys = new Map([[plain, await prepare(plain)], [profiled, await prepare(profiled)]]);

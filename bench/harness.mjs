@@ -7,8 +7,17 @@ import http from "node:http";
 import { dirname } from "node:path";
 import { createHash, createHmac } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
 
 export const root = new URL("..", import.meta.url).pathname;
+
+/// oha, the open-loop load generator: $OHA, else the one scripts/setup.sh installs with cargo.
+export const OHA = process.env.OHA ?? (existsSync(`${homedir()}/.cargo/bin/oha`) ? `${homedir()}/.cargo/bin/oha` : "oha");
+
+/// The client address of the fixed-rate phases, and the allow-list of the bench's keys that
+/// holds it (bench/wrk/check.lua draws its addresses from the same /48).
+export const CLIENT_IP = "2001:db8:be::1";
+export const ALLOWED_IPS = ["203.0.113.0/24", "2001:db8:be::/48"];
 
 /// The letters the benchmark's cases (bench/run.mjs) had before they had names. Earlier results
 /// and commands quote them, so BENCH_CASES and PROFILE_CASE still accept them.
@@ -221,6 +230,16 @@ export async function createFreshKey(worker, { host, tenant, jwtSecret, allowedI
   written.grant.freshUntil = Date.now() + 86_400_000;
   await worker.kv.put(cacheName, JSON.stringify(written));
   return { id, key, keyHash, cacheName, written };
+}
+
+/// Gives a key that `createFreshKey` made on `from` to another Worker, `to`: its grant in KV,
+/// and its row in D1 for the usage consumer, which counts only keys its D1 knows.
+export async function shareKey(from, to, { id, cacheName, written }) {
+  await to.kv.put(cacheName, JSON.stringify(written));
+  const row = await from.db.prepare("SELECT * FROM api_keys WHERE id = ?1").bind(id).first();
+  const columns = Object.keys(row);
+  await to.db.prepare(`INSERT INTO api_keys (${columns.join(", ")}) VALUES (${columns.map((_, i) => `?${i + 1}`).join(", ")})`)
+    .bind(...columns.map((c) => row[c])).run();
 }
 
 /// One HTTP request to 127.0.0.1:`port` with an explicit Host (fetch would not send it).

@@ -18,19 +18,16 @@
 
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { DatabaseSync } from "node:sqlite";
-import { cpuMicros, createFreshKey, root, startOrigin, startWorker } from "./harness.mjs";
+import { ALLOWED_IPS, CLIENT_IP, OHA, cpuMicros, createFreshKey, root, shareKey, startOrigin, startWorker } from "./harness.mjs";
 
 const [rate = "300", seconds = "12", rounds = "3", caseList = "rust,js,floor"] = process.argv.slice(2);
 const STALL_MS = 20;
-const OHA = process.env.OHA ?? (existsSync(`${homedir()}/.cargo/bin/oha`) ? `${homedir()}/.cargo/bin/oha` : "oha");
 const JWT_SECRET = randomBytes(24).toString("hex");
 const HOST = "bench.localhost";
-const CLIENT_IP = "2001:db8:be::1";
-const ALLOWED_IPS = ["203.0.113.0/24", "2001:db8:be::/48"];
 const dir = mkdtempSync(`${tmpdir()}/stalls-`);
 
 const origin = await startOrigin();
@@ -53,13 +50,7 @@ for (const name of names) workers[name] = await SCRIPTS[name]();
 // its grant and row given to the JavaScript one, as bench/edge.mjs does.
 const maker = workers.rust ?? await SCRIPTS.rust();
 const made = await createFreshKey(maker, { host: HOST, tenant: "bench", jwtSecret: JWT_SECRET, allowedIps: ALLOWED_IPS, name: "stalls" });
-if (workers.js) {
-  await workers.js.kv.put(made.cacheName, JSON.stringify(made.written));
-  const row = await maker.db.prepare("SELECT * FROM api_keys WHERE id = ?1").bind(made.id).first();
-  const columns = Object.keys(row);
-  await workers.js.db.prepare(`INSERT INTO api_keys (${columns.join(", ")}) VALUES (${columns.map((_, i) => `?${i + 1}`).join(", ")})`)
-    .bind(...columns.map((c) => row[c])).run();
-}
+if (workers.js) await shareKey(maker, workers.js, made);
 
 const run = (command, args) => new Promise((resolve, reject) => execFile(command, args.map(String), { maxBuffer: 1 << 26 },
   (error, stdout) => (error ? reject(new Error(`${command} failed (${error.code ?? error.signal})`)) : resolve(stdout))));

@@ -13,16 +13,11 @@
 
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
-import { homedir } from "node:os";
-import { createFreshKey, root, startOrigin, startWorker } from "./harness.mjs";
+import { ALLOWED_IPS, CLIENT_IP, OHA, createFreshKey, root, startOrigin, startWorker } from "./harness.mjs";
 
 const [rate = "300", seconds = "8", buildDir = `${root}build`] = process.argv.slice(2);
-const OHA = process.env.OHA ?? (existsSync(`${homedir()}/.cargo/bin/oha`) ? `${homedir()}/.cargo/bin/oha` : "oha");
 const JWT_SECRET = randomBytes(24).toString("hex");
 const HOST = "bench.localhost";
-const CLIENT_IP = "2001:db8:be::1";
-const ALLOWED_IPS = ["203.0.113.0/24", "2001:db8:be::/48"];
 
 process.env.MINIFLARE_WORKERD_V8_FLAGS = "--trace-gc --trace-wasm-compilation-times";
 const origin = await startOrigin();

@@ -19,6 +19,10 @@
 // JavaScript Worker's p99 went from 7 to 33 ms over four 12 s phases; BENCHMARKS.md), so a
 // process that served two cases would have a longer tail than one that served one.
 //
+// The Workers of the latency and throughput phases are started afresh for each round and disposed
+// of after it, so that each round samples new processes as well as the machine's moment: the
+// tail belongs to the workerd process more than to the Worker (BENCHMARKS.md, fifth session).
+//
 // Each of BENCH_ROUNDS rounds (default 10) runs every case in three phases, phase by phase, each
 // phase starting one case further on than in the round before and in the reverse order every
 // other round, so that no case always follows the same one, each half of a pair goes first in
@@ -29,10 +33,12 @@
 //      sampled: Miniflare's simulators of KV, Queues and the rate limiter, and its entry Worker
 //      that routes every request, are other isolates; the one piece of simulator code that runs
 //      inside it (the rate limiter's binding) is left out (see isolateBusy). This phase runs on a
-//      second pair of Workers, started with the inspector; the other two on Workers without one.
+//      second set of Workers, started with the inspector; the other two on Workers without one.
 //   2. latency at a fixed arrival rate: oha, open loop, BENCH_LATENCY_SECONDS at BENCH_RATE
 //      requests a second, latency counted from when each request was due (--latency-correction,
-//      so that a stall is not hidden by the requests it held back); p50, p99, p99.9. The rate is
+//      so that a stall is not hidden by the requests it held back); p50, p99, p99.9. 12 s, about
+//      5,500 requests at the usual rate, so that a phase's p99 is its 55th slowest request: in
+//      4 s phases it was the 18th, which one stall of workerd's (BENCHMARKS.md) decided. The rate is
 //      BENCH_RATE_FRACTION (0.5) of js-same-work's saturation throughput, measured once before the
 //      rounds with wrk (closed loop, 10 connections, 3 s), unless BENCH_RATE is given.
 //   3. throughput: wrk, closed loop, 10 connections, BENCH_THROUGHPUT_SECONDS, as bench/run.mjs.
@@ -42,7 +48,7 @@
 // median over rounds, with a 95 % percentile-bootstrap interval (10,000 resamples of the rounds,
 // seeded, so that a run's report can be recomputed).
 // Usage: make bench [BENCH_SUITE=edge] [BENCH_ROUNDS=10] [BENCH_CPU_SECONDS=3]
-//   [BENCH_LATENCY_SECONDS=4] [BENCH_THROUGHPUT_SECONDS=3] [BENCH_RATE=req/s] [BENCH_SEED=1]
+//   [BENCH_LATENCY_SECONDS=12] [BENCH_THROUGHPUT_SECONDS=3] [BENCH_RATE=req/s] [BENCH_SEED=1]
 //   [BENCH_STARTUP_SAMPLES=6: cold starts of each Worker after the rounds, in alternating order]
 //   [BENCH_PROFILE_DIR=dir: keep each CPU phase's profile there, for bench/profile-compare.mjs]
 //   [BENCH_OTHER_BUILD=dir: a copy of another release build/ (index.js, rust.mjs, index_bg.wasm),
@@ -73,7 +79,7 @@ const number = (name, fallback) => {
 };
 const ROUNDS = Math.round(number("BENCH_ROUNDS", 10));
 const CPU_SECONDS = number("BENCH_CPU_SECONDS", 3);
-const LATENCY_SECONDS = number("BENCH_LATENCY_SECONDS", 4);
+const LATENCY_SECONDS = number("BENCH_LATENCY_SECONDS", 12);
 const THROUGHPUT_SECONDS = number("BENCH_THROUGHPUT_SECONDS", 3);
 const SATURATION_SECONDS = 3;
 const RATE_FRACTION = number("BENCH_RATE_FRACTION", 0.5);
@@ -119,10 +125,10 @@ function run(command, args) {
 const progress = (line) => console.error(redact(line));
 
 // ---- the Workers -------------------------------------------------------------------------------
-// Two of each: a profiled pair, with V8's inspector, for the CPU phase, and a plain pair for the
-// latency and throughput phases. An inspector costs the Worker even when it is not profiling
-// (measured here: about 8 % more workerd CPU per malformed-key request, about 0.1 ms), so the
-// phases that time requests run without one. The CPU phase cannot: its figures include that cost
+// Two sets: profiled Workers, with V8's inspector, for the CPU phase, and plain ones, new each
+// round, for the latency and throughput phases. An inspector costs the Worker even when it is not
+// profiling (measured here: about 8 % more workerd CPU per malformed-key request, about 0.1 ms),
+// so the phases that time requests run without one. The CPU phase cannot: its figures include that cost
 // for both Workers alike (each logs one line per request), which pulls its ratios a little
 // towards 1.
 const origin = await startOrigin();
@@ -136,25 +142,30 @@ const start = (scriptPath, inspect, front) => startWorker({
   originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath, inspect, rateLimit: RATE_LIMIT, usageQueue: true, front,
 });
 const startRust = (inspect) => start(rustScript, inspect, { behind: wholeScript });
-// Each Worker in a workerd of its own: "plain" ones for the phases that time requests, "profiled"
-// ones, with an inspector, for the CPU phase.
-const workersOf = async (inspect) => ({
-  rust: await startRust(inspect), js: await start(jsScript, inspect), malformed: await startRust(inspect),
-  rejections: await startRust(inspect), jsRejections: await start(jsScript, inspect),
-});
-const plain = await workersOf(false);
-const profiled = await workersOf(true);
-for (const pair of [plain, profiled]) {
+const startOther = (inspect) => OTHER_FRONT
+  ? start(`${OTHER_BUILD}front/index.js`, inspect, { behind: `${OTHER_BUILD}index.js` })
+  : start(`${OTHER_BUILD}index.js`, inspect);
+/// One Worker of each case, each in a workerd of its own.
+async function workersOf(inspect) {
+  const pair = {
+    rust: await startRust(inspect), js: await start(jsScript, inspect), malformed: await startRust(inspect),
+    rejections: await startRust(inspect), jsRejections: await start(jsScript, inspect),
+    ...(OTHER_BUILD ? { other: await startOther(inspect) } : {}),
+  };
   [pair.rust.label, pair.js.label, pair.malformed.label, pair.rejections.label, pair.jsRejections.label] = ["rust", "js-same-work", "rust-malformed", "rust-rejections", "js-rejections"];
+  if (pair.other) pair.other.label = "other";
+  return pair;
 }
-if (OTHER_BUILD) {
-  const startOther = (inspect) => OTHER_FRONT
-    ? start(`${OTHER_BUILD}front/index.js`, inspect, { behind: `${OTHER_BUILD}index.js` })
-    : start(`${OTHER_BUILD}index.js`, inspect);
-  plain.other = await startOther(false);
-  profiled.other = await startOther(true);
-  plain.other.label = profiled.other.label = "other";
-}
+const workersIn = (pair) => [pair.rust, pair.js, pair.malformed, pair.rejections, pair.jsRejections, pair.other].filter(Boolean);
+// The profiled Workers, with an inspector, serve the CPU phase for the whole run. The phases that
+// time requests run on plain ones started afresh for each round (`plain`, below) and disposed of
+// after it: the tail of a Worker here grows with the requests its workerd has served, and two
+// workerd processes of the same build differ in their tails by more than the two Workers do
+// (runs 16 and 17 in BENCHMARKS.md: 0.86 and 1.29 for the p99 ratio, one build, each case on one
+// process for the whole run). So a round's latency is a sample of new processes too, and the
+// interval over rounds holds the spread between processes.
+const profiled = await workersOf(true);
+let plain;
 
 /// A DevTools session on the Worker's isolate. Each Miniflare has an inspector of its own, which
 /// lists the Worker (title "Cloudflare Worker", id ending in its name); the target is looked up
@@ -203,25 +214,28 @@ async function createKey(worker) {
   return made;
 }
 
-/// The key of each role of a pair: the Rust Worker's, given to the JavaScript Worker too (the
-/// same grant, and the same row for its usage consumer, which counts only keys its D1 knows, as
-/// the Rust one does), and the other build's own.
-async function prepare(pair) {
-  const made = await createKey(pair.rust);
-  await shareKey(pair.rust, pair.js, made);
-  const key = made.key;
-  return { rust: key, js: key, ...(pair.other ? { other: (await createKey(pair.other)).key } : {}) };
-}
-const keys = new Map([[plain, await prepare(plain)], [profiled, await prepare(profiled)]]);
-
 // The key that no Worker knows, refused by a negative cache entry. The Rust Workers make theirs
-// (a miss, D1, the negative fill, which they renew each minute as it expires); the JavaScript
+// (a miss, D1, the negative fill, which they renew each minute as it expires: one request a
+// minute, which a probe of 75 s at 450 req/s found to be no part of the tail); the JavaScript
 // Worker has no D1 lookup, so its entry is put in its KV once, as the Rust Worker writes it (the
 // filled place), without an expiry.
 const UNKNOWN_KEY = `rk_live_${"ab".repeat(16)}`;
 const unknownHash = createHash("sha256").update(UNKNOWN_KEY).digest("hex");
 const unknownEntry = cacheEntryName("filled", unknownHash);
-for (const pair of [plain, profiled]) await pair.jsRejections.kv.put(unknownEntry, JSON.stringify("deny"));
+const keys = new Map();
+/// The key of each role of a pair: the Rust Worker's, given to the JavaScript Worker too (the
+/// same grant, and the same row for its usage consumer, which counts only keys its D1 knows, as
+/// the Rust one does), and the other build's own; and unknown-key-cached's entry for the
+/// JavaScript Worker.
+async function prepare(pair) {
+  const made = await createKey(pair.rust);
+  await shareKey(pair.rust, pair.js, made);
+  const key = made.key;
+  keys.set(pair, { rust: key, js: key, ...(pair.other ? { other: (await createKey(pair.other)).key } : {}) });
+  await pair.jsRejections.kv.put(unknownEntry, JSON.stringify("deny"));
+  return made;
+}
+const profiledKey = await prepare(profiled);
 
 // Each case names its Worker by role; a phase picks the pair (profiled for CPU, plain otherwise).
 const cases = {
@@ -423,17 +437,25 @@ function bootstrap(values, label) {
 const loadAverage = () => loadavg().map((l) => l.toFixed(2)).join(" ");
 const loadAtStart = loadAverage();
 progress(`edge: warming up (load average ${loadAtStart})`);
-// Warm the isolates (the JIT, the wasm tiers), the KV entries and the negative entry of
-// unknown-key-cached, and each Worker's usage queue; then check that the valid key is admitted.
-for (const pair of [plain, profiled]) {
-  for (const name of NAMES) await wrk(name, 2, { pair, connections: 2 });
-  for (const name of [RUST, JS, ...(OTHER_BUILD ? [OTHER] : [])]) {
+/// Warms the isolates of a pair (the JIT, the wasm tiers), the KV entries and the negative entry
+/// of unknown-key-cached, and each Worker's usage queue, with 2 s of every case it has; then
+/// checks that the valid key is admitted.
+async function warm(pair, names = NAMES) {
+  for (const name of names) await wrk(name, 2, { pair, connections: 2 });
+  for (const name of names.filter((n) => cases[n].valid)) {
     const c = target(name, pair);
     const check = await request(c.worker.port, "GET", HOST, PATH, { "x-api-key": c.key, "cf-connecting-ip": CLIENT_IP });
     if (check.status !== 200) throw new Error(`${name}: a request with the valid key answered ${check.status}`);
   }
 }
-const saturation = await wrk(JS, SATURATION_SECONDS);
+await warm(profiled);
+// js-same-work's saturation, on a Worker of its own (so that no round's Workers have served it).
+const saturated = { js: await start(jsScript, false) };
+await shareKey(profiled.rust, saturated.js, profiledKey);
+keys.set(saturated, { js: profiledKey.key });
+await warm(saturated, [JS]);
+const saturation = await wrk(JS, SATURATION_SECONDS, { pair: saturated });
+await saturated.js.mf.dispose();
 if (saturation.unexpected) throw new Error(`${JS}: unexpected statuses while measuring saturation: ${JSON.stringify(saturation.statuses)}`);
 const RATE = process.env.BENCH_RATE ? number("BENCH_RATE", 0) : Math.max(10, Math.round(saturation.rps * RATE_FRACTION));
 progress(`edge: ${JS} saturates at ${saturation.rps.toFixed(0)} req/s (wrk -c${WRK_CONNECTIONS}, ${SATURATION_SECONDS} s); fixed rate ${RATE} req/s`);
@@ -446,7 +468,18 @@ const phases = {
 // results[phase][case][round]: the phase's result, or null when it did not count.
 const results = Object.fromEntries(Object.keys(phases).map((phase) => [phase, Object.fromEntries(NAMES.map((n) => [n, []]))]));
 const notCounted = [];
+// Did both Workers count their usage through their queues into D1? (A check that the JavaScript
+// Worker does that work too, not a measurement.) Summed over every Worker before it is disposed of.
+const usageRows = async (w) => (await w.db.prepare("SELECT COALESCE(SUM(allowed), 0) AS n FROM api_key_usage").first()).n;
+const usage = { rust: 0, js: 0 };
+const countUsage = async (pair) => {
+  usage.rust += await usageRows(pair.rust);
+  usage.js += await usageRows(pair.js);
+};
 for (let round = 0; round < ROUNDS; round++) {
+  plain = await workersOf(false);
+  await prepare(plain);
+  await warm(plain);
   // Rotated, and reversed every other round: rotation alone kept each case's neighbours, so
   // gateway-valid-key ran just before js-same-work in four rounds of five.
   const rotated = [...NAMES.slice(round % NAMES.length), ...NAMES.slice(0, round % NAMES.length)];
@@ -463,7 +496,11 @@ for (let round = 0; round < ROUNDS; round++) {
       progress(`round ${round + 1}/${ROUNDS} ${phase} ${name}: ${figure}${counted ? "" : ` NOT COUNTED, statuses ${JSON.stringify(r.statuses)}`}`);
     }
   }
+  await countUsage(plain);
+  for (const w of workersIn(plain)) await w.mf.dispose();
+  keys.delete(plain);
 }
+await countUsage(profiled);
 const loadAtEnd = loadAverage();
 
 // Start-up: a new Miniflare to ready (workerd started, every module loaded, the wasm compiled and
@@ -489,11 +526,6 @@ for (let i = 0; i < STARTUP_SAMPLES; i++) {
   startup.difference.push(sample.rust - sample.js);
   startup.wholeDifference.push(sample.whole - sample.js);
 }
-
-// Did both Workers count their usage through their queues into D1? (A check that the JavaScript
-// Worker does that work too, not a measurement.)
-const usageRows = async (w) => (await w.db.prepare("SELECT COALESCE(SUM(allowed), 0) AS n FROM api_key_usage").first()).n;
-const usage = { rust: await usageRows(plain.rust) + await usageRows(profiled.rust), js: await usageRows(plain.js) + await usageRows(profiled.js) };
 
 // ---- report ------------------------------------------------------------------------------------
 const fields = { cpu: "cpu", simulator: "cpu", period: "cpu", process: "cpu", summed: "cpu", p50: "latency", p99: "latency", p999: "latency", rps: "throughput" };
@@ -542,7 +574,7 @@ lines.push(`${ROUNDS} interleaved rounds. Per round and case: isolate CPU over $
   + `coordinated-omission corrected; throughput: wrk, closed loop, ${WRK_CONNECTIONS} connections, ${THROUGHPUT_SECONDS} s. `
   + (process.env.BENCH_RATE ? `The rate is BENCH_RATE; ${JS} saturated at ${fixed(saturation.rps)} req/s. `
     : `The rate is ${RATE_FRACTION} × ${JS}'s saturation throughput, ${fixed(saturation.rps)} req/s (wrk, ${WRK_CONNECTIONS} connections, ${SATURATION_SECONDS} s). `)
-  + `Latency and throughput run on Workers without an inspector; CPU on a second pair with one. `
+  + `Latency and throughput run on Workers without an inspector, started afresh for each round (every case in a workerd of its own); CPU on a second set with one, kept for the run. `
   + `Intervals: 95 % percentile bootstrap of the median over rounds, ${RESAMPLES} resamples, seed ${SEED}.`);
 lines.push("");
 lines.push("| case | what | isolate CPU µs/req | p50 ms | p99 ms | p99.9 ms | req/s (closed loop) | limiter simulator µs/req (left out) | workerd process CPU µs/req | rounds counted (CPU / latency / throughput) |");
@@ -611,7 +643,7 @@ lines.push(`info: start-up, new Miniflare to ready, median (range) of ${STARTUP_
 if (OTHER_BUILD) {
   const other = readFileSync(`${OTHER_BUILD}${OTHER_FRONT ? "front/" : ""}index_bg.wasm`);
   lines.push(`info: ${OTHER}'s index_bg.wasm: ${gzipSync(other, { level: 9 }).length} bytes gzip -9, ${other.length} raw; `
-    + `start-up ${fixed(plain.other.startMs)} ms (one sample)`);
+    + `start-up ${fixed(profiled.other.startMs)} ms (one sample, with an inspector)`);
 }
 lines.push("");
 lines.push(`Sampler period found in the profiles (median µs): ${NAMES.map((n) => `${n} ${fixed(caseMedian(n, "period"))}`).join(", ")}. `
@@ -632,11 +664,9 @@ const file = `${root}.bench/edge-${new Date(runStarted).toISOString().replace(/[
 writeFileSync(file, `${report}\n`);
 progress(`edge: report written to ${file}`);
 
-for (const pair of [plain, profiled]) {
-  for (const w of [pair.rust, pair.js, pair.malformed, pair.rejections, pair.jsRejections, pair.other].filter(Boolean)) {
-    w.inspector?.close();
-    await w.mf.dispose();
-  }
+for (const w of workersIn(profiled)) {
+  w.inspector?.close();
+  await w.mf.dispose();
 }
 origin.server.close();
 process.exit(notCounted.length === 0 ? 0 : 1);

@@ -9,20 +9,8 @@
 import Gate from "./rust.mjs";
 import { gateway } from "./gate.mjs";
 
-const { gate_blocked_until: blockedUntil } = Gate.prototype;
-
-/// Tells the whole Worker that this request has been through a gate (its own would only read the
-/// cache again), and when this isolate's block of the client ends, or 0 (src/gate.rs,
-/// HANDED_OVER). Edge-owned (`x-rally-`): never forwarded to the origin, and a client's own
-/// value is replaced.
-const HANDED_OVER = "x-rally-handed-over";
-
-function handOver(request, env) {
-  const headers = new Headers(request.headers);
-  headers.set(HANDED_OVER, String(blockedUntil(request, env)));
-  return env.EDGE_KEYS.fetch(new Request(request, { headers }));
-}
+const { gate_hand_over: handOver } = Gate.prototype;
 
 export default {
-  fetch: gateway(Gate.prototype, handOver),
+  fetch: gateway(Gate.prototype, (request, env) => env.EDGE_KEYS.fetch(handOver(request, env))),
 };

@@ -34,10 +34,9 @@ use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use worker::{js_sys, web_sys, Context, Env};
 
-/// The header the front Worker adds to what it hands to the whole Worker (src/front.mjs): when
-/// its isolate's block of the client ends (`gate_blocked_until`), or 0. Edge-owned (`x-rally-`),
-/// so never forwarded to the origin.
-#[cfg(not(feature = "gate-only"))]
+/// The header the front Worker adds to what it hands to the whole Worker (`gate_hand_over`):
+/// when its isolate's block of the client ends, or 0. Edge-owned (`x-rally-`), so never
+/// forwarded to the origin, and a client's own value is replaced.
 pub(crate) const HANDED_OVER: &str = "x-rally-handed-over";
 
 /// A request on the fast path, between two of its steps.
@@ -101,20 +100,27 @@ pub fn gate_begin(request: web_sys::Request, env: Env, ctx: worker::worker_sys::
     })
 }
 
-/// When this isolate's block of the request's client on its tenant ends (`rate_limit`), or 0:
-/// the front Worker tells the whole Worker with each request it hands over, since the whole
+/// What the front Worker (src/front.mjs) hands to the whole Worker for a request that its gate
+/// did not finish: the request as it is, body untouched, with `HANDED_OVER` set to when this
+/// isolate's block of the client on its tenant ends (`rate_limit`), or 0, since the whole
 /// Worker's isolate has not seen the failures that this one counted.
 #[wasm_bindgen]
-pub fn gate_blocked_until(request: web_sys::Request, env: Env) -> f64 {
-    let headers = request.headers();
+pub fn gate_hand_over(request: web_sys::Request, env: Env) -> Result<web_sys::Request, JsValue> {
+    let headers = web_sys::Headers::new_with_headers(&request.headers())?;
     let header = |name: &str| headers.get(name).ok().flatten();
-    let (Some(host), Some(client)) = (header("host"), header("cf-connecting-ip")) else {
-        return 0.0;
+    let blocked_until = match (header("host"), header("cf-connecting-ip")) {
+        (Some(host), Some(client)) => {
+            let isolate = Isolate::get(&env);
+            Tenant::from_host(&host, &isolate.config.root_domain)
+                .and_then(|tenant| rate_limit::blocked_until(&tenant, &client, clock() as i64))
+                .unwrap_or(0)
+        }
+        _ => 0,
     };
-    let isolate = Isolate::get(&env);
-    Tenant::from_host(&host, &isolate.config.root_domain)
-        .and_then(|tenant| rate_limit::blocked_until(&tenant, &client, clock() as i64))
-        .map_or(0.0, |until| until as f64)
+    headers.set(HANDED_OVER, &blocked_until.to_string())?;
+    let init = web_sys::RequestInit::new();
+    init.set_headers(&headers);
+    web_sys::Request::new_with_request_and_init(&request, &init)
 }
 
 /// The next step of request `id`, given what the last promise gave (`ok`) or why it failed:

@@ -19,9 +19,9 @@
 // JavaScript Worker's p99 went from 7 to 33 ms over four 12 s phases; BENCHMARKS.md), so a
 // process that served two cases would have a longer tail than one that served one.
 //
-// The Workers of the latency and throughput phases are started afresh for each round and disposed
-// of after it, so that each round samples new processes as well as the machine's moment: the
-// tail belongs to the workerd process more than to the Worker (BENCHMARKS.md, fifth session).
+// Every Worker of a round is started afresh for it and disposed of after it, so that each round
+// samples new processes as well as the machine's moment: the tail, and the isolate's CPU, belong
+// to the workerd process as much as to the Worker (BENCHMARKS.md, fifth session).
 //
 // Each of BENCH_ROUNDS rounds (default 10) runs every case in three phases, phase by phase, each
 // phase starting one case further on than in the round before and in the reverse order every
@@ -125,8 +125,8 @@ function run(command, args) {
 const progress = (line) => console.error(redact(line));
 
 // ---- the Workers -------------------------------------------------------------------------------
-// Two sets: profiled Workers, with V8's inspector, for the CPU phase, and plain ones, new each
-// round, for the latency and throughput phases. An inspector costs the Worker even when it is not
+// Two sets, both new each round: profiled Workers, with V8's inspector, for the CPU phase, and
+// plain ones for the latency and throughput phases. An inspector costs the Worker even when it is not
 // profiling (measured here: about 8 % more workerd CPU per malformed-key request, about 0.1 ms),
 // so the phases that time requests run without one. The CPU phase cannot: its figures include that cost
 // for both Workers alike (each logs one line per request), which pulls its ratios a little
@@ -157,14 +157,14 @@ async function workersOf(inspect) {
   return pair;
 }
 const workersIn = (pair) => [pair.rust, pair.js, pair.malformed, pair.rejections, pair.jsRejections, pair.other].filter(Boolean);
-// The profiled Workers, with an inspector, serve the CPU phase for the whole run. The phases that
-// time requests run on plain ones started afresh for each round (`plain`, below) and disposed of
-// after it: the tail of a Worker here grows with the requests its workerd has served, and two
-// workerd processes of the same build differ in their tails by more than the two Workers do
-// (runs 16 and 17 in BENCHMARKS.md: 0.86 and 1.29 for the p99 ratio, one build, each case on one
-// process for the whole run). So a round's latency is a sample of new processes too, and the
-// interval over rounds holds the spread between processes.
-const profiled = await workersOf(true);
+// Both sets are started afresh for each round (`profiled` and `plain`, below) and disposed of
+// after it. Two workerd processes of the same build differ by more than the two Workers do: in
+// their tails (runs 16 and 17 in BENCHMARKS.md: 0.86 and 1.29 for the p99 ratio, one build, each
+// case on one process for the whole run) and in their isolate's CPU (runs 21 to 23:
+// js-same-work's median 484, 416 and 430 µs a request on profiled Workers kept for the run). So
+// each round is a sample of new processes too, and the interval over rounds holds the spread
+// between processes.
+let profiled;
 let plain;
 
 /// A DevTools session on the Worker's isolate. Each Miniflare has an inspector of its own, which
@@ -198,12 +198,12 @@ async function inspectorSession(worker) {
   await send("Profiler.setSamplingInterval", { interval: SAMPLING_INTERVAL_US });
   return { send, close: () => socket.close() };
 }
-profiled.rust.inspector = await inspectorSession(profiled.rust);
-profiled.malformed.inspector = await inspectorSession(profiled.malformed);
-profiled.rejections.inspector = await inspectorSession(profiled.rejections);
-profiled.js.inspector = await inspectorSession(profiled.js);
-profiled.jsRejections.inspector = await inspectorSession(profiled.jsRejections);
-if (OTHER_BUILD) profiled.other.inspector = await inspectorSession(profiled.other);
+/// A set of Workers with an inspector, a DevTools session open on each.
+async function profiledWorkers() {
+  const pair = await workersOf(true);
+  for (const worker of workersIn(pair)) worker.inspector = await inspectorSession(worker);
+  return pair;
+}
 
 // ---- the key -----------------------------------------------------------------------------------
 /// A key with the allow-list through a Rust Worker's API, its grant fresh all day; the key and
@@ -235,7 +235,6 @@ async function prepare(pair) {
   await pair.jsRejections.kv.put(unknownEntry, JSON.stringify("deny"));
   return made;
 }
-const profiledKey = await prepare(profiled);
 
 // Each case names its Worker by role; a phase picks the pair (profiled for CPU, plain otherwise).
 const cases = {
@@ -448,14 +447,14 @@ async function warm(pair, names = NAMES) {
     if (check.status !== 200) throw new Error(`${name}: a request with the valid key answered ${check.status}`);
   }
 }
-await warm(profiled);
-// js-same-work's saturation, on a Worker of its own (so that no round's Workers have served it).
-const saturated = { js: await start(jsScript, false) };
-await shareKey(profiled.rust, saturated.js, profiledKey);
-keys.set(saturated, { js: profiledKey.key });
+// js-same-work's saturation, on Workers of their own (so that no round's Workers have served it).
+const saturated = { rust: await startRust(false), js: await start(jsScript, false) };
+const saturatedKey = await createKey(saturated.rust);
+await shareKey(saturated.rust, saturated.js, saturatedKey);
+keys.set(saturated, { js: saturatedKey.key });
 await warm(saturated, [JS]);
 const saturation = await wrk(JS, SATURATION_SECONDS, { pair: saturated });
-await saturated.js.mf.dispose();
+for (const worker of [saturated.rust, saturated.js]) await worker.mf.dispose();
 if (saturation.unexpected) throw new Error(`${JS}: unexpected statuses while measuring saturation: ${JSON.stringify(saturation.statuses)}`);
 const RATE = process.env.BENCH_RATE ? number("BENCH_RATE", 0) : Math.max(10, Math.round(saturation.rps * RATE_FRACTION));
 progress(`edge: ${JS} saturates at ${saturation.rps.toFixed(0)} req/s (wrk -c${WRK_CONNECTIONS}, ${SATURATION_SECONDS} s); fixed rate ${RATE} req/s`);
@@ -477,9 +476,12 @@ const countUsage = async (pair) => {
   usage.js += await usageRows(pair.js);
 };
 for (let round = 0; round < ROUNDS; round++) {
+  profiled = await profiledWorkers();
   plain = await workersOf(false);
-  await prepare(plain);
-  await warm(plain);
+  for (const pair of [profiled, plain]) {
+    await prepare(pair);
+    await warm(pair);
+  }
   // Rotated, and reversed every other round: rotation alone kept each case's neighbours, so
   // gateway-valid-key ran just before js-same-work in four rounds of five.
   const rotated = [...NAMES.slice(round % NAMES.length), ...NAMES.slice(0, round % NAMES.length)];
@@ -496,11 +498,15 @@ for (let round = 0; round < ROUNDS; round++) {
       progress(`round ${round + 1}/${ROUNDS} ${phase} ${name}: ${figure}${counted ? "" : ` NOT COUNTED, statuses ${JSON.stringify(r.statuses)}`}`);
     }
   }
-  await countUsage(plain);
-  for (const w of workersIn(plain)) await w.mf.dispose();
-  keys.delete(plain);
+  for (const pair of [profiled, plain]) {
+    await countUsage(pair);
+    for (const w of workersIn(pair)) {
+      w.inspector?.close();
+      await w.mf.dispose();
+    }
+    keys.delete(pair);
+  }
 }
-await countUsage(profiled);
 const loadAtEnd = loadAverage();
 
 // Start-up: a new Miniflare to ready (workerd started, every module loaded, the wasm compiled and
@@ -574,7 +580,7 @@ lines.push(`${ROUNDS} interleaved rounds. Per round and case: isolate CPU over $
   + `coordinated-omission corrected; throughput: wrk, closed loop, ${WRK_CONNECTIONS} connections, ${THROUGHPUT_SECONDS} s. `
   + (process.env.BENCH_RATE ? `The rate is BENCH_RATE; ${JS} saturated at ${fixed(saturation.rps)} req/s. `
     : `The rate is ${RATE_FRACTION} × ${JS}'s saturation throughput, ${fixed(saturation.rps)} req/s (wrk, ${WRK_CONNECTIONS} connections, ${SATURATION_SECONDS} s). `)
-  + `Latency and throughput run on Workers without an inspector, started afresh for each round (every case in a workerd of its own); CPU on a second set with one, kept for the run. `
+  + `Latency and throughput run on Workers without an inspector, CPU on a second set with one; both sets are started afresh for each round (every case in a workerd of its own). `
   + `Intervals: 95 % percentile bootstrap of the median over rounds, ${RESAMPLES} resamples, seed ${SEED}.`);
 lines.push("");
 lines.push("| case | what | isolate CPU µs/req | p50 ms | p99 ms | p99.9 ms | req/s (closed loop) | limiter simulator µs/req (left out) | workerd process CPU µs/req | rounds counted (CPU / latency / throughput) |");
@@ -643,7 +649,7 @@ lines.push(`info: start-up, new Miniflare to ready, median (range) of ${STARTUP_
 if (OTHER_BUILD) {
   const other = readFileSync(`${OTHER_BUILD}${OTHER_FRONT ? "front/" : ""}index_bg.wasm`);
   lines.push(`info: ${OTHER}'s index_bg.wasm: ${gzipSync(other, { level: 9 }).length} bytes gzip -9, ${other.length} raw; `
-    + `start-up ${fixed(profiled.other.startMs)} ms (one sample, with an inspector)`);
+    + `start-up ${fixed(profiled.other.startMs)} ms (the last round's, with an inspector)`);
 }
 lines.push("");
 lines.push(`Sampler period found in the profiles (median µs): ${NAMES.map((n) => `${n} ${fixed(caseMedian(n, "period"))}`).join(", ")}. `
@@ -664,9 +670,5 @@ const file = `${root}.bench/edge-${new Date(runStarted).toISOString().replace(/[
 writeFileSync(file, `${report}\n`);
 progress(`edge: report written to ${file}`);
 
-for (const w of workersIn(profiled)) {
-  w.inspector?.close();
-  await w.mf.dispose();
-}
 origin.server.close();
 process.exit(notCounted.length === 0 ? 0 : 1);

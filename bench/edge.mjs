@@ -15,9 +15,10 @@
 // every isolate and every process serves one case's traffic alone: sharing one with the
 // rejections' thousands of requests a round (their garbage, the handler's path) doubled a
 // valid-key case's p99 against the same build on an isolate of its own, and the tail of any
-// Worker here grows with the requests its workerd has served (bench/stalls.mjs: a forward-only
-// JavaScript Worker's p99 went from 7 to 33 ms over four 12 s phases; BENCHMARKS.md), so a
-// process that served two cases would have a longer tail than one that served one.
+// Worker here grows with the requests its workerd has served (`node bench/stalls.mjs 300 12 4
+// floor`: a forward-only JavaScript Worker's p99 went from 11.7 to 43.7 ms over four 12 s phases;
+// BENCHMARKS.md), so a process that served two cases would have a longer tail than one that
+// served one.
 //
 // Every Worker of a round is started afresh for it and disposed of after it, so that each round
 // samples new processes as well as the machine's moment: the tail, and the isolate's CPU, belong
@@ -38,9 +39,9 @@
 //      requests a second, latency counted from when each request was due (--latency-correction,
 //      so that a stall is not hidden by the requests it held back); p50, p99, p99.9. 12 s, about
 //      5,500 requests at the usual rate, so that a phase's p99 is its 55th slowest request: in
-//      4 s phases it was the 18th, which one stall of workerd's (BENCHMARKS.md) decided. The rate is
-//      BENCH_RATE_FRACTION (0.5) of js-same-work's saturation throughput, measured once before the
-//      rounds with wrk (closed loop, 10 connections, 3 s), unless BENCH_RATE is given.
+//      4 s phases it was the 18th, which one stall of workerd's (BENCHMARKS.md) decided. The
+//      rate is BENCH_RATE_FRACTION (0.5) of js-same-work's saturation throughput, measured once
+//      before the rounds with wrk (closed loop, 10 connections, 3 s), unless BENCH_RATE is given.
 //   3. throughput: wrk, closed loop, 10 connections, BENCH_THROUGHPUT_SECONDS, as bench/run.mjs.
 // A phase whose responses were not all the expected status (200 for a valid key, 401 for a
 // rejection) does not count, and is reported. Every figure compared is a ratio within one round
@@ -126,11 +127,11 @@ const progress = (line) => console.error(redact(line));
 
 // ---- the Workers -------------------------------------------------------------------------------
 // Two sets, both new each round: profiled Workers, with V8's inspector, for the CPU phase, and
-// plain ones for the latency and throughput phases. An inspector costs the Worker even when it is not
-// profiling (measured here: about 8 % more workerd CPU per malformed-key request, about 0.1 ms),
-// so the phases that time requests run without one. The CPU phase cannot: its figures include that cost
-// for both Workers alike (each logs one line per request), which pulls its ratios a little
-// towards 1.
+// plain ones for the latency and throughput phases. An inspector costs the Worker even when it
+// is not profiling (measured here: about 8 % more workerd CPU per malformed-key request, about
+// 0.1 ms), so the phases that time requests run without one. The CPU phase cannot: its figures
+// include that cost for both Workers alike (each logs one line per request), which pulls its
+// ratios a little towards 1.
 const origin = await startOrigin();
 // The Rust Worker as production runs it: the front Worker (build/front/), with the whole Worker
 // (build/) behind its service binding, both in one workerd. Every case's requests are answered by
@@ -233,7 +234,6 @@ async function prepare(pair) {
   const key = made.key;
   keys.set(pair, { rust: key, js: key, ...(pair.other ? { other: (await createKey(pair.other)).key } : {}) });
   await pair.jsRejections.kv.put(unknownEntry, JSON.stringify("deny"));
-  return made;
 }
 
 // Each case names its Worker by role; a phase picks the pair (profiled for CPU, plain otherwise).

@@ -69,6 +69,7 @@ import { gzipSync } from "node:zlib";
 import {
   ALLOWED_IPS, CLIENT_IP, OHA, cacheEntryName, compatibilityDate, cpuMicros, createFreshKey, request, root, shareKey, startOrigin, startWorker,
 } from "./harness.mjs";
+import { EDGE_RATIOS, bootstrap, median } from "./stats.mjs";
 
 const number = (name, fallback) => {
   const value = process.env[name] === undefined || process.env[name] === "" ? fallback : Number(process.env[name]);
@@ -397,41 +398,6 @@ async function cpuPhase(name, rate) {
   };
 }
 
-// ---- statistics --------------------------------------------------------------------------------
-function median(values) {
-  const sorted = [...values].sort((x, y) => x - y);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length === 0 ? NaN : sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-/// mulberry32: a small seeded PRNG, so that the intervals of a run can be recomputed.
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/// The percentile-bootstrap 95 % interval of the median of `values` (one value per round):
-/// RESAMPLES resamples of the rounds, with replacement. Each ratio gets its own stream of the
-/// seed, derived from its name, so that its interval does not depend on which others are computed.
-function bootstrap(values, label) {
-  if (values.length < 2) return [NaN, NaN];
-  const random = prng(SEED ^ Number.parseInt(createHash("sha256").update(label).digest("hex").slice(0, 8), 16));
-  const medians = new Float64Array(RESAMPLES);
-  const resample = new Array(values.length);
-  for (let r = 0; r < RESAMPLES; r++) {
-    for (let i = 0; i < values.length; i++) resample[i] = values[Math.floor(random() * values.length)];
-    medians[r] = median(resample);
-  }
-  medians.sort();
-  return [medians[Math.floor(0.025 * RESAMPLES)], medians[Math.ceil(0.975 * RESAMPLES) - 1]];
-}
-
 // ---- the run -----------------------------------------------------------------------------------
 const loadAverage = () => loadavg().map((l) => l.toFixed(2)).join(" ");
 const loadAtStart = loadAverage();
@@ -544,7 +510,7 @@ const ratios = (x, y, field) => {
 };
 const ratio = (x, y, field) => {
   const list = ratios(x, y, field);
-  const [low, high] = bootstrap(list, `${x}/${y}/${field}`);
+  const [low, high] = bootstrap(list, `${x}/${y}/${field}`, { seed: SEED, resamples: RESAMPLES });
   return { median: median(list), low, high, rounds: list.length };
 };
 const fixed = (n, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
@@ -596,14 +562,7 @@ lines.push("Medians over rounds. Isolate CPU: the Worker's own isolate, at the f
   + "during the profiled phase, for comparison only.");
 lines.push("");
 const ratioRows = [
-  ["isolate CPU per request", RUST, JS, "cpu"],
-  ["throughput (closed loop)", RUST, JS, "rps"],
-  ["p50 at the fixed rate", RUST, JS, "p50"],
-  ["p99 at the fixed rate", RUST, JS, "p99"],
-  ["p99.9 at the fixed rate", RUST, JS, "p999"],
-  ...REJECTIONS.flatMap((name) => [[`isolate CPU per request`, name, RUST, "cpu"], [`p99 at the fixed rate`, name, RUST, "p99"]]),
-  ["isolate CPU per request", JS_UNKNOWN, JS, "cpu"], ["p99 at the fixed rate", JS_UNKNOWN, JS, "p99"],
-  ["isolate CPU per request", "unknown-key-cached", JS_UNKNOWN, "cpu"], ["p99 at the fixed rate", "unknown-key-cached", JS_UNKNOWN, "p99"],
+  ...EDGE_RATIOS,
   ...(OTHER_BUILD ? [["isolate CPU per request", OTHER, RUST, "cpu"], ["throughput (closed loop)", OTHER, RUST, "rps"],
     ["p99 at the fixed rate", OTHER, RUST, "p99"], ["p99.9 at the fixed rate", OTHER, RUST, "p999"]] : []),
 ];

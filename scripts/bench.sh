@@ -4,7 +4,7 @@
 #   BENCH_SUITE=all (default): bench/run.mjs (every case, throughput and process CPU, the D1 miss
 #     path as the table grows; a few minutes), then bench/edge.mjs (the Rust Worker against the
 #     JavaScript Worker doing the same work: isolate CPU, latency at a fixed rate, throughput, in
-#     paired rounds with intervals; about seven minutes).
+#     paired rounds with intervals, every round on new processes; about 20 minutes).
 #   BENCH_SUITE=edge: bench/edge.mjs only.  BENCH_SUITE=run: bench/run.mjs only.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -29,7 +29,8 @@ profile:
 fuzz:
 	bash scripts/fuzz.sh
 
-# Load and soak: SOAK_SECONDS (60) at SOAK_CONNECTIONS (50) against workerd on 127.0.0.1, every
+# Load and soak: SOAK_SECONDS (60) at SOAK_CONNECTIONS (50) against the front Worker with the whole
+# Worker behind it (SOAK_SHAPE=whole: the whole Worker alone) in workerd on 127.0.0.1, every
 # decision checked (bench/soak.mjs).
 soak: build
 	node_modules/.bin/node bench/soak.mjs

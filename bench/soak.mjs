@@ -14,17 +14,25 @@
 //   - a read-only key is refused (403) when a method-override header asks for a write;
 //   - one client address fails on purpose on one tenant until the limiter blocks it (429); its
 //     valid keys, which the cache grants, on that tenant and another, must still pass.
+// The Workers run as in production: the front Worker (build/front/) answers, with the whole Worker
+// behind its service binding for what it hands over (management, misses); SOAK_SHAPE=whole runs
+// the whole Worker alone instead.
 // Exit status 1 on any wrong decision. Usage: make soak  (or node bench/soak.mjs after a build).
 
 import http from "node:http";
 import { createPublicKey, randomBytes, verify } from "node:crypto";
-import { compatibilityDate, cpuMicros, request, sessionToken as signSession, startOrigin, startWorker } from "./harness.mjs";
+import { compatibilityDate, cpuMicros, request, root, sessionToken as signSession, startOrigin, startWorker } from "./harness.mjs";
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
 const CONNECTIONS = Number(process.env.SOAK_CONNECTIONS ?? 50);
 const MAX_REQUESTS = 2_000_000; // a hard bound besides the time
 const TENANTS = ["soak-a", "soak-b", "soak-c", "soak-d"];
 const JWT_SECRET = randomBytes(24).toString("hex");
+const SHAPE = process.env.SOAK_SHAPE ?? "front";
+if (!["front", "whole"].includes(SHAPE)) {
+  console.error(`SOAK_SHAPE: front or whole, not ${SHAPE}`);
+  process.exit(2);
+}
 
 /// The one client address that fails on purpose (see the header).
 const BLOCKED_IP = "2001:db8:b10c::1";
@@ -74,7 +82,10 @@ const origin = await startOrigin((req, originUrl) => {
   }
   return { identity, tenant: h["x-rally-tenant"], forwardedHost: h["x-forwarded-host"], forwardedProto: h["x-forwarded-proto"], problems };
 });
-const { mf, port, pid } = await startWorker({ originUrl: origin.url, jwtSecret: JWT_SECRET });
+const { mf, port, pid } = await startWorker({
+  originUrl: origin.url, jwtSecret: JWT_SECRET,
+  ...(SHAPE === "front" ? { scriptPath: `${root}build/front/index.js`, usageQueue: true, front: { behind: `${root}build/index.js` } } : {}),
+});
 const jwks = await request(port, "GET", `${TENANTS[0]}.localhost`, "/.well-known/jwks.json");
 publicKeys = new Map((JSON.parse(jwks.body).keys ?? []).map((jwk) => [jwk.kid, createPublicKey({ key: jwk, format: "jwk" })]));
 
@@ -305,7 +316,7 @@ const nodeCpuSeconds = (nodeCpu.user + nodeCpu.system) / 1e6;
 
 // ---- report ------------------------------------------------------------------------------------
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-console.log(`\nsoak: ${SECONDS} s, ${CONNECTIONS} connections, workerd via Miniflare on 127.0.0.1, compatibility date ${compatibilityDate}`);
+console.log(`\nsoak: ${SECONDS} s, ${CONNECTIONS} connections, ${SHAPE === "front" ? "the front Worker with the whole Worker behind it" : "the whole Worker alone"}, workerd via Miniflare on 127.0.0.1, compatibility date ${compatibilityDate}`);
 console.log(`${total} responses checked in ${elapsed.toFixed(1)} s (${(total / elapsed).toFixed(0)} req/s), ${churned} create/use/revoke cycles`);
 console.log(`workerd CPU ${cpuSeconds.toFixed(1)} s, ${((cpuSeconds * 1e6) / total).toFixed(0)} µs per response; this Node process (the clients and the origin) ${nodeCpuSeconds.toFixed(1)} s\n`);
 console.log("| class | responses | statuses | p50 ms | p99 ms |");

@@ -1,14 +1,16 @@
 // D1 writes per 10,000 valid requests spread over 1,000 keys, with usage counted on the queue
 // (the release build) and, for comparison, with the per-isolate lastUsedAt write that it
-// replaced (a build of an earlier commit, given with --before). One workerd (one isolate) through
-// Miniflare on 127.0.0.1, a local origin, a Node loop of CONCURRENCY requests at a time.
+// replaced (a build of an earlier commit, given with --before). The release build runs in both
+// shapes: as in production, the front Worker (build/front/) with the whole Worker behind its
+// service binding, each with its own usage buffer; and the whole Worker alone. One workerd
+// through Miniflare on 127.0.0.1, a local origin, a Node loop of CONCURRENCY requests at a time.
 //
 //   node bench/usage-writes.mjs [--before <dir with the earlier build's index.js>]
 //
-// For each Worker it counts, from the Worker's own log lines, the D1 statements that write:
+// For each Worker it counts, from the Workers' own log lines, the D1 statements that write:
 // - lastUsedAt design: each request whose line says `lastUsedWrite` scheduled one UPDATE;
-// - queue design: each consumer batch's line gives its statements (one read, then the writes)
-//   and D1's rows_written;
+// - queue design: each consumer batch's line gives its messages, its statements (one read, then
+//   the writes) and D1's rows_written;
 // and it checks against D1 itself that nothing was lost: every key's last_used_at is set, and
 // (queue design) the hourly rows add up to exactly the requests sent.
 
@@ -27,8 +29,11 @@ const IDENTITY_SIGNING_KEY = readFileSync(`${root}.dev.vars.example`, "utf8")
   .match(/^IDENTITY_SIGNING_KEY='?(\{.*\})'?$/m)[1];
 
 const beforeAt = process.argv.indexOf("--before");
-const builds = [["queue (this build)", `${root}build/index.js`]];
-if (beforeAt > 0) builds.unshift(["lastUsedAt write (before)", `${process.argv[beforeAt + 1].replace(/\/$/, "")}/index.js`]);
+const builds = [
+  { label: "queue, front and whole Worker (this build, as in production)", scriptPath: `${root}build/front/index.js`, front: { behind: `${root}build/index.js` } },
+  { label: "queue, whole Worker alone (this build)", scriptPath: `${root}build/index.js` },
+];
+if (beforeAt > 0) builds.unshift({ label: "lastUsedAt write (before)", scriptPath: `${process.argv[beforeAt + 1].replace(/\/$/, "")}/index.js` });
 
 /// Runs `task(i)` for i in 0..count, `CONCURRENCY` at a time.
 async function pool(count, task) {
@@ -39,11 +44,11 @@ async function pool(count, task) {
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
 }
 
-async function measure(label, scriptPath) {
+async function measure({ label, scriptPath, front }) {
   const lines = [];
   const origin = await startOrigin();
   const worker = await startWorker({
-    originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath, usageQueue: true, rateLimit: false,
+    originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath, front, usageQueue: true, rateLimit: false,
     vars: { IDENTITY_SIGNING_KEY },
     onLogLine: (line) => {
       const json = line.slice(line.indexOf("{"), line.lastIndexOf("}") + 1);
@@ -104,12 +109,12 @@ async function measure(label, scriptPath) {
 }
 
 const results = [];
-for (const [label, scriptPath] of builds) {
-  process.stderr.write(`${label}: ${KEYS} keys, ${REQUESTS} requests, ${CONCURRENCY} at a time\n`);
-  results.push(await measure(label, scriptPath));
+for (const build of builds) {
+  process.stderr.write(`${build.label}: ${KEYS} keys, ${REQUESTS} requests, ${CONCURRENCY} at a time\n`);
+  results.push(await measure(build));
 }
 const per10k = (n) => ((n * 10_000) / REQUESTS).toFixed(0);
-console.log(`\n${REQUESTS} valid requests over ${KEYS} keys, ${CONCURRENCY} at a time, one isolate:\n`);
+console.log(`\n${REQUESTS} valid requests over ${KEYS} keys, ${CONCURRENCY} at a time, one isolate per Worker:\n`);
 console.log("| design | D1 write statements | per 10,000 requests | D1 reads (consumer) | D1 rows written | consumer batches (messages) | keys with lastUsedAt | requests counted | seconds | req/s | unexpected statuses |");
 console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const r of results) {

@@ -19,7 +19,7 @@ if (!dir) {
 function kindOf(frame, where) {
   const name = frame.functionName;
   if (where.includes(".wasm")) return name.includes("shim") || name.startsWith("js-to-wasm") ? "wasm shims (JavaScript to wasm)" : "wasm code";
-  if (where.endsWith("rust.mjs")) return name.startsWith("__wbg_") ? "runtime calls made by the glue" : "glue helpers (strings in and out of wasm)";
+  if (where.endsWith("rust.mjs")) return name.startsWith("__wbg_") ? "runtime calls made by the glue" : "the glue's JavaScript (strings in and out of wasm, src/boundary.rs's inline helpers)";
   if (where.startsWith("baseline")) return "JavaScript code (with the builtins it calls)";
   if (where) return `other scripts (${where})`;
   if (["wasm-to-js", "decode", "encode"].includes(name)) return "wasm-to-JavaScript calls and TextDecoder/TextEncoder";

@@ -67,7 +67,8 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { gzipSync } from "node:zlib";
 import {
-  ALLOWED_IPS, CLIENT_IP, OHA, cacheEntryName, compatibilityDate, cpuMicros, createFreshKey, request, root, shareKey, startOrigin, startWorker,
+  ALLOWED_IPS, CLIENT_IP, OHA, cacheEntryName, compatibilityDate, cpuMicros, createFreshKey, releaseScripts, request, root, shareKey,
+  startOrigin, startWorker,
 } from "./harness.mjs";
 import { EDGE_RATIOS, bootstrap, median } from "./stats.mjs";
 
@@ -137,8 +138,7 @@ const origin = await startOrigin();
 // The Rust Worker as production runs it: the front Worker (build/front/), with the whole Worker
 // (build/) behind its service binding, both in one workerd. Every case's requests are answered by
 // the front Worker's isolate, which is the one profiled; the whole Worker only makes the keys.
-const rustScript = `${root}build/front/index.js`;
-const wholeScript = `${root}build/index.js`;
+const { front: rustScript, whole: wholeScript } = releaseScripts;
 const jsScript = `${root}bench/baseline-worker-same-work.js`;
 const start = (scriptPath, inspect, front) => startWorker({
   originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath, inspect, rateLimit: RATE_LIMIT, usageQueue: true, front,

@@ -64,6 +64,14 @@ export const compatibilityDate = projectDate < supportedCompatibilityDate ? proj
 export const identitySigningKey = readFileSync(`${root}.dev.vars.example`, "utf8")
   .match(/^IDENTITY_SIGNING_KEY='(.+)'$/m)[1];
 
+/// The release build's two Workers (scripts/build.sh): the front Worker of wrangler.front.toml and
+/// the whole Worker of wrangler.toml.
+export const releaseScripts = { front: `${root}build/front/index.js`, whole: `${root}build/index.js` };
+
+/// `startWorker`'s options for the release build as production runs it: the front Worker, with
+/// the whole Worker behind its service binding, and the usage queue.
+export const asInProduction = { scriptPath: releaseScripts.front, front: { behind: releaseScripts.whole }, usageQueue: true };
+
 /// The usage queue of wrangler.toml, produced and consumed by the same Worker.
 export const USAGE_QUEUE = "rally-edge-keys-usage";
 
@@ -82,8 +90,8 @@ export const USAGE_QUEUE = "rally-edge-keys-usage";
 /// workerd answering, the Workers' modules compiled; `workerName` is the Worker that HTTP
 /// reaches (and the inspector inspects).
 export async function startWorker({
-  originUrl, jwtSecret, scriptPath = `${root}build/index.js`, tree = root, rateLimit = true, inspect = false,
-  usageQueue = scriptPath === `${root}build/index.js`, onLogLine, vars = {}, front,
+  originUrl, jwtSecret, scriptPath = releaseScripts.whole, tree = root, rateLimit = true, inspect = false,
+  usageQueue = scriptPath === releaseScripts.whole, onLogLine, vars = {}, front,
 }) {
   const started = performance.now();
   const module = (path) => ({

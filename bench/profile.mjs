@@ -9,7 +9,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { randomBytes } from "node:crypto";
-import { caseNames, request, root, sessionToken, startOrigin, startWorker } from "./harness.mjs";
+import { asInProduction, caseNames, request, sessionToken, startOrigin, startWorker } from "./harness.mjs";
 
 // The two cases this profile can drive (an old letter, a or b, is accepted too).
 const CASE = process.env.PROFILE_CASE ? caseNames("PROFILE_CASE", ["gateway-valid-key", "gateway-no-key"])[0] : "gateway-valid-key";
@@ -21,8 +21,7 @@ const wrk = promisify(execFile);
 
 const origin = await startOrigin();
 const worker = await startWorker({
-  originUrl: origin.url, jwtSecret: JWT_SECRET, inspect: true, usageQueue: true,
-  scriptPath: `${root}build/front/index.js`, front: { behind: `${root}build/index.js` },
+  originUrl: origin.url, jwtSecret: JWT_SECRET, inspect: true, ...asInProduction,
 });
 const created = await request(worker.port, "POST", `${TENANT}.localhost`, "/api/v1/api-keys",
   { authorization: sessionToken(TENANT, JWT_SECRET), "content-type": "application/json" },

@@ -21,7 +21,7 @@
 
 import http from "node:http";
 import { createPublicKey, randomBytes, verify } from "node:crypto";
-import { compatibilityDate, cpuMicros, request, root, sessionToken as signSession, startOrigin, startWorker } from "./harness.mjs";
+import { asInProduction, compatibilityDate, cpuMicros, request, sessionToken as signSession, startOrigin, startWorker } from "./harness.mjs";
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
 const CONNECTIONS = Number(process.env.SOAK_CONNECTIONS ?? 50);
@@ -83,8 +83,7 @@ const origin = await startOrigin((req, originUrl) => {
   return { identity, tenant: h["x-rally-tenant"], forwardedHost: h["x-forwarded-host"], forwardedProto: h["x-forwarded-proto"], problems };
 });
 const { mf, port, pid } = await startWorker({
-  originUrl: origin.url, jwtSecret: JWT_SECRET,
-  ...(SHAPE === "front" ? { scriptPath: `${root}build/front/index.js`, usageQueue: true, front: { behind: `${root}build/index.js` } } : {}),
+  originUrl: origin.url, jwtSecret: JWT_SECRET, ...(SHAPE === "front" ? asInProduction : {}),
 });
 const jwks = await request(port, "GET", `${TENANTS[0]}.localhost`, "/.well-known/jwks.json");
 publicKeys = new Map((JSON.parse(jwks.body).keys ?? []).map((jwk) => [jwk.kid, createPublicKey({ key: jwk, format: "jwk" })]));

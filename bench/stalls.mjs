@@ -22,7 +22,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { DatabaseSync } from "node:sqlite";
-import { ALLOWED_IPS, CLIENT_IP, OHA, cpuMicros, createFreshKey, root, shareKey, startOrigin, startWorker } from "./harness.mjs";
+import { ALLOWED_IPS, CLIENT_IP, OHA, asInProduction, cpuMicros, createFreshKey, root, shareKey, startOrigin, startWorker } from "./harness.mjs";
 
 const [rate = "300", seconds = "12", rounds = "3", caseList = "rust,js,floor"] = process.argv.slice(2);
 const STALL_MS = 20;
@@ -38,7 +38,7 @@ const start = (label, scriptPath, front) => startWorker({
   onLogLine: (line) => { if (recording === label && line.includes('"ms":')) logs.get(label).push(line); },
 });
 const SCRIPTS = {
-  rust: () => start("rust", `${root}build/front/index.js`, { behind: `${root}build/index.js` }),
+  rust: () => start("rust", asInProduction.scriptPath, asInProduction.front),
   js: () => start("js", `${root}bench/baseline-worker-same-work.js`),
   floor: () => start("floor", `${root}bench/baseline-worker-floor.js`),
 };

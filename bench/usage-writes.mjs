@@ -15,8 +15,7 @@
 // (queue design) the hourly rows add up to exactly the requests sent.
 
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { request, root, sessionToken, startOrigin, startWorker } from "./harness.mjs";
+import { asInProduction, releaseScripts, request, sessionToken, startOrigin, startWorker } from "./harness.mjs";
 
 const KEYS = Number(process.env.USAGE_KEYS ?? 1000);
 const REQUESTS = Number(process.env.USAGE_REQUESTS ?? 10_000);
@@ -24,14 +23,11 @@ const CONCURRENCY = Number(process.env.USAGE_CONCURRENCY ?? 10);
 const JWT_SECRET = randomBytes(24).toString("hex");
 const TENANT = "usage-bench";
 const HOST = `${TENANT}.localhost`;
-// The development signing key of .dev.vars.example: without one, keyed requests are refused 503.
-const IDENTITY_SIGNING_KEY = readFileSync(`${root}.dev.vars.example`, "utf8")
-  .match(/^IDENTITY_SIGNING_KEY='?(\{.*\})'?$/m)[1];
 
 const beforeAt = process.argv.indexOf("--before");
 const builds = [
-  { label: "queue, front and whole Worker (this build, as in production)", scriptPath: `${root}build/front/index.js`, front: { behind: `${root}build/index.js` } },
-  { label: "queue, whole Worker alone (this build)", scriptPath: `${root}build/index.js` },
+  { label: "queue, front and whole Worker (this build, as in production)", ...asInProduction },
+  { label: "queue, whole Worker alone (this build)", scriptPath: releaseScripts.whole },
 ];
 if (beforeAt > 0) builds.unshift({ label: "lastUsedAt write (before)", scriptPath: `${process.argv[beforeAt + 1].replace(/\/$/, "")}/index.js` });
 
@@ -49,7 +45,6 @@ async function measure({ label, scriptPath, front }) {
   const origin = await startOrigin();
   const worker = await startWorker({
     originUrl: origin.url, jwtSecret: JWT_SECRET, scriptPath, front, usageQueue: true, rateLimit: false,
-    vars: { IDENTITY_SIGNING_KEY },
     onLogLine: (line) => {
       const json = line.slice(line.indexOf("{"), line.lastIndexOf("}") + 1);
       if (json) try { lines.push(JSON.parse(json)); } catch { /* not a JSON line */ }
